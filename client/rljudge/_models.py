@@ -110,6 +110,9 @@ class MathItem(_Model):
         default=True, description="Judge only the text after the last `</think>` when there is one."
     )
     timeout_s: float = Field(default=5.0, gt=0, le=60, description="Hard per-item judging time limit.")
+    require_think: bool = Field(
+        default=False, description="A response without `</think>` is a `format_error` (Klear: -2 / -0.5)."
+    )
 
 
 class StdioCase(_Model):
@@ -195,11 +198,15 @@ class CodeItem(_Model):
     language: Literal["python"] = "python"
     tests: TestSuite | None = None
     problem: str | None = Field(
-        default=None, min_length=1, max_length=MAX_ID_CHARS, description="A suite registered with PUT /v1/problems/{id}."
+        default=None,
+        min_length=1,
+        max_length=MAX_ID_CHARS,
+        description="A suite registered with PUT /v1/problems/{id}.",
     )
     limits: Limits | None = Field(default=None, description="Overrides the problem's limits, else the defaults.")
     mode: Literal["all", "first_failure"] = "all"
     strip_think: bool = True
+    require_think: bool = False
 
     @model_validator(mode="after")
     def _sources(self) -> CodeItem:

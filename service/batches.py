@@ -1,0 +1,249 @@
+"""Batches: validate items, queue them in chunks, wait for results, enforce the deadline.
+
+State of a batch in Redis (all keys expire after ``results_ttl_s``; see ``keys``):
+``meta`` holds the total, deadline, scheme and item ids; ``results`` maps each item's index to its
+final result. Results are written with HSETNX by whoever decides first (a worker, the gateway's
+rejection of a malformed item, or the deadline), so every item gets exactly one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import anyio
+import orjson
+from pydantic import TypeAdapter, ValidationError
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from rljudge import BatchRequest, Item, ItemResult
+
+from . import keys, metrics
+from .errors import BatchTooLarge, Conflict, NotFound, QueueFull
+from .notifier import SAFETY_RECHECK_S, Notifier
+from .settings import Settings
+
+ITEM_ADAPTER: TypeAdapter[Any] = TypeAdapter(Item)
+
+
+@dataclass(frozen=True)
+class Batch:
+    batch_id: str
+    total: int
+    deadline: float
+    created: bool = True
+
+
+def describe_errors(error: ValidationError, prefix: str) -> str:
+    """One line naming each bad field, e.g. ``items[3].gold: Field required``."""
+    parts = []
+    for err in error.errors(include_url=False):
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"])
+        parts.append(f"{prefix}{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+class BatchService:
+    def __init__(self, redis: Redis, sync_redis: SyncRedis, notifier: Notifier, settings: Settings) -> None:
+        self.redis = redis
+        self.sync_redis = sync_redis
+        self.notifier = notifier
+        self.settings = settings
+        self.queues = {
+            kind: Queue(name, connection=sync_redis, serializer=JSONSerializer)
+            for kind, name in (("math", keys.QUEUE_MATH), ("code", keys.QUEUE_CODE))
+        }
+
+    # ------------------------------------------------------------------ submit
+
+    async def submit(self, request: BatchRequest, raw_items: list[Any], idempotency_key: str | None) -> Batch:
+        """Store and queue a batch; its items are validated one by one (bad ones are ``rejected``)."""
+        settings = self.settings
+        if len(raw_items) > settings.max_batch_items:
+            raise BatchTooLarge(f"batch has {len(raw_items)} items; the limit is {settings.max_batch_items} (split it)")
+        deadline_s = min(request.deadline_s or settings.default_deadline_s, settings.max_deadline_s)
+        now = time.time()
+        batch_id = uuid.uuid4().hex
+        if idempotency_key is not None:
+            # The same key (from the same caller) always names the same batch; the first
+            # submission claims it atomically, later ones get the stored batch back.
+            batch_id = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+            claimed = await self.redis.set(keys.idempotency(batch_id), "1", nx=True, ex=settings.results_ttl_s)
+            if not claimed:
+                existing = await self._existing(batch_id)
+                if existing is None:
+                    raise Conflict("a batch with this Idempotency-Key is being created; retry in a moment")
+                return existing
+
+        ids: list[str] = []
+        rejected: dict[int, str] = {}
+        valid: dict[str, list[dict[str, Any]]] = {"math": [], "code": []}
+        for index, raw in enumerate(raw_items):
+            item_id = raw.get("id") if isinstance(raw, dict) else None
+            ids.append(item_id if isinstance(item_id, str) and item_id else str(index))
+            try:
+                item = ITEM_ADAPTER.validate_python(raw)
+            except ValidationError as exc:
+                rejected[index] = describe_errors(exc, f"items[{index}]")
+                continue
+            entry = {"index": index, "id": ids[index], "item": item.model_dump(exclude_none=True)}
+            valid[item.kind].append(entry)
+        await self._reject_unknown_problems(valid["code"], rejected)
+
+        await self._check_backpressure()
+        meta = {
+            "total": len(raw_items),
+            "deadline": now + deadline_s,
+            "reward_scheme": request.reward_scheme,
+            "created": now,
+            "ids": orjson.dumps(ids),
+        }
+        ttl = settings.results_ttl_s
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(keys.batch_meta(batch_id), mapping=meta)
+        pipe.expire(keys.batch_meta(batch_id), ttl)
+        for index, message in rejected.items():
+            result = ItemResult(id=ids[index], index=index, status="rejected", verdict="invalid_item", detail=message)
+            pipe.hset(keys.batch_results(batch_id), str(index), result.model_dump_json(exclude_none=True))
+        if rejected:
+            pipe.expire(keys.batch_results(batch_id), ttl)
+        await pipe.execute()
+
+        chunks = self._chunks(batch_id, now + deadline_s, request.reward_scheme, valid)
+        await anyio.to_thread.run_sync(self._enqueue, batch_id, chunks)
+        metrics.ITEMS_SUBMITTED.labels("math").inc(len(valid["math"]))
+        metrics.ITEMS_SUBMITTED.labels("code").inc(len(valid["code"]))
+        metrics.ITEMS_REJECTED.inc(len(rejected))
+        return Batch(batch_id, len(raw_items), now + deadline_s)
+
+    async def _existing(self, batch_id: str) -> Batch | None:
+        meta = await self.redis.hmget(keys.batch_meta(batch_id), ["total", "deadline"])
+        if meta[0] is None:
+            return None
+        return Batch(batch_id, int(meta[0]), float(meta[1]), created=False)
+
+    async def _reject_unknown_problems(self, entries: list[dict[str, Any]], rejected: dict[int, str]) -> None:
+        refs = [entry for entry in entries if "problem" in entry["item"]]
+        if not refs:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for entry in refs:
+            pipe.exists(keys.problem(entry["item"]["problem"]))
+        for entry, exists in zip(refs, await pipe.execute(), strict=True):
+            if not exists:
+                problem = entry["item"]["problem"]
+                rejected[entry["index"]] = (
+                    f"items[{entry['index']}].problem: {problem!r} is not registered (PUT /v1/problems/{{id}} first)"
+                )
+                entries.remove(entry)
+
+    async def _check_backpressure(self) -> None:
+        limit = self.settings.max_queue_depth
+        if limit <= 0:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for queue in self.queues.values():
+            pipe.llen(queue.key)
+        depth = sum(await pipe.execute())
+        if depth >= limit:
+            metrics.BACKPRESSURE.inc()
+            raise QueueFull(f"the judge queue holds {depth} jobs (limit {limit}); retry later")
+
+    def _chunks(
+        self, batch_id: str, deadline: float, scheme: str, valid: dict[str, list[dict[str, Any]]]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        sizes = {"math": self.settings.math_chunk_items, "code": self.settings.code_chunk_items}
+        chunks = []
+        for kind, entries in valid.items():
+            size = max(1, sizes[kind])
+            for start in range(0, len(entries), size):
+                chunk = {
+                    "batch_id": batch_id,
+                    "deadline": deadline,
+                    "reward_scheme": scheme,
+                    "results_ttl": self.settings.results_ttl_s,
+                    "enqueued": time.time(),
+                    "items": entries[start : start + size],
+                }
+                chunks.append((kind, chunk))
+        return chunks
+
+    def _enqueue(self, batch_id: str, chunks: list[tuple[str, dict[str, Any]]]) -> None:
+        by_kind: dict[str, list[Any]] = {"math": [], "code": []}
+        for number, (kind, chunk) in enumerate(chunks):
+            by_kind[kind].append(
+                Queue.prepare_data(
+                    keys.JUDGE_CHUNK,
+                    args=(chunk,),
+                    job_id=f"{batch_id}-{number}",
+                    timeout=max(60, int(chunk["deadline"] - time.time()) + 60),
+                    result_ttl=0,
+                    failure_ttl=self.settings.results_ttl_s,
+                )
+            )
+        with self.sync_redis.pipeline() as pipe:
+            for kind, jobs in by_kind.items():
+                if jobs:
+                    self.queues[kind].enqueue_many(jobs, pipeline=pipe)
+            pipe.execute()
+
+    # ------------------------------------------------------------------ results
+
+    async def wait(self, batch: Batch, until: float) -> None:
+        """Return when every item of ``batch`` has a result or at ``until`` (epoch seconds)."""
+        with self.notifier.watch(batch.batch_id) as event:
+            while True:
+                if await self.redis.hlen(keys.batch_results(batch.batch_id)) >= batch.total:
+                    return
+                remaining = until - time.time()
+                if remaining <= 0:
+                    return
+                event.clear()
+                try:
+                    await asyncio.wait_for(event.wait(), timeout=min(remaining, SAFETY_RECHECK_S))
+                except TimeoutError:
+                    pass
+
+    async def batch(self, batch_id: str) -> Batch:
+        found = await self._existing(batch_id)
+        if found is None:
+            raise NotFound(f"batch {batch_id!r} does not exist or its results expired")
+        return found
+
+    async def collect(self, batch: Batch) -> bytes:
+        """The batch's results known so far, in order, as a ``BatchResult`` JSON document.
+
+        Once the deadline has passed, items without a result get a final ``unscored`` one.
+        """
+        raw = await self.redis.hgetall(keys.batch_results(batch.batch_id))
+        if len(raw) < batch.total and time.time() >= batch.deadline:
+            await self._expire_unfinished(batch, raw)
+            raw = await self.redis.hgetall(keys.batch_results(batch.batch_id))
+        ordered = sorted(((int(k), v) for k, v in raw.items()), key=lambda pair: pair[0])
+        done = len(ordered) >= batch.total
+        head = orjson.dumps({"batch_id": batch.batch_id, "done": done, "total": batch.total, "completed": len(ordered)})
+        body = b",".join(v for _, v in ordered)
+        return head[:-1] + b',"results":[' + body + b"]}"
+
+    async def _expire_unfinished(self, batch: Batch, present: dict[bytes, bytes]) -> None:
+        ids = orjson.loads(await self.redis.hget(keys.batch_meta(batch.batch_id), "ids") or b"[]")
+        missing = [i for i in range(batch.total) if str(i).encode() not in present]
+        pipe = self.redis.pipeline(transaction=False)
+        for index in missing:
+            result = ItemResult(
+                id=ids[index] if index < len(ids) else str(index),
+                index=index,
+                status="unscored",
+                verdict="deadline",
+                detail="batch deadline passed before this item was judged",
+            )
+            pipe.hsetnx(keys.batch_results(batch.batch_id), str(index), result.model_dump_json(exclude_none=True))
+        written = await pipe.execute()
+        metrics.ITEMS_UNSCORED.inc(sum(1 for w in written if w))

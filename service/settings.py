@@ -1,0 +1,53 @@
+"""Gateway settings, read from ``RLJUDGE_*`` environment variables (see the README's table)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RLJUDGE_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+
+    #: Request bodies larger than this are refused with 413.
+    max_body_bytes: int = 64 * 1024 * 1024
+    #: Items per request; larger batches are refused with 413 (the client splits them).
+    max_batch_items: int = 10_000
+    #: Deadline of a batch that gives none, and the largest one accepted (seconds).
+    default_deadline_s: float = 300.0
+    max_deadline_s: float = 86_400.0
+    #: How long batch results stay fetchable after submission (seconds).
+    results_ttl_s: int = 3600
+    #: Longest a GET /v1/batches/{id}?wait_s= long-poll holds the connection.
+    max_long_poll_s: float = 60.0
+
+    #: Items per queued job. Math items cost ~2 ms, code items one jail each.
+    math_chunk_items: int = 16
+    code_chunk_items: int = 2
+    #: Queued jobs above which submissions get 429 + Retry-After (0 disables).
+    max_queue_depth: int = 5000
+    retry_after_s: int = 2
+
+    #: Bearer API keys (comma-separated; an entry ``sha256:<hex>`` is a key's hash). Empty: no auth.
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    #: File with one key (or ``sha256:<hex>``) per line, e.g. a mounted Kubernetes Secret.
+    api_keys_file: str | None = None
+    #: Whether /metrics needs a key too when keys are configured.
+    metrics_require_auth: bool = False
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

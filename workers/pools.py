@@ -1,0 +1,60 @@
+"""Process pools that run judging under a hard timeout (Pebble), one set per worker process.
+
+An RQ worker process judges one chunk at a time; the expensive part runs in a Pebble pool process
+that is killed (and transparently replaced) when an item overruns its limit. Pools are created
+lazily in the worker process, after the worker pool has forked, from a parent that already
+imported math-verify, so a replacement pool process starts in milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+from typing import Any
+
+from pebble import ProcessPool
+
+log = logging.getLogger("rljudge.workers.pools")
+
+_math_pool: ProcessPool | None = None
+_code_judge: Any = None
+
+
+def _init_math_process() -> None:
+    from .math_judge import preload
+
+    preload()
+
+
+def math_pool() -> ProcessPool:
+    """This process's math pool: one Pebble process (each RQ worker is one core's worth of work)."""
+    global _math_pool
+    if _math_pool is None or not _math_pool.active:
+        _math_pool = ProcessPool(
+            max_workers=1,
+            initializer=_init_math_process,
+            context=multiprocessing.get_context("fork"),
+        )
+    return _math_pool
+
+
+def code_judge() -> Any:
+    """This process's code judge (one Firejail per submission, under a Pebble timeout)."""
+    global _code_judge
+    if _code_judge is None:
+        from rljudge_sandbox import CodeJudge
+
+        _code_judge = CodeJudge(max_workers=1)
+    return _code_judge
+
+
+def shutdown() -> None:
+    """Stop this process's pools (called when the worker exits)."""
+    global _math_pool, _code_judge
+    if _math_pool is not None:
+        _math_pool.stop()
+        _math_pool.join(timeout=5)
+        _math_pool = None
+    if _code_judge is not None:
+        _code_judge.close()
+        _code_judge = None

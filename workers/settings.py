@@ -1,0 +1,23 @@
+"""Worker settings, read from ``RLJUDGE_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RLJUDGE_", extra="ignore")
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    #: Verdict cache on/off (off only for benchmarks that measure its effect).
+    cache_enabled: bool = True
+    cache_ttl_s: int = 24 * 3600
+    #: Seconds a chunk may run before RQ considers it lost (then it is retried).
+    chunk_timeout_s: int = 600
+
+
+@lru_cache
+def get_settings() -> WorkerSettings:
+    return WorkerSettings()
