@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import metrics
@@ -74,24 +73,28 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        route = "unmatched"
-        for candidate in scope["app"].router.routes:
-            match, _ = candidate.matches(scope)
-            if match == Match.FULL:
-                route = getattr(candidate, "path", "unmatched")
-                break
         status = 500
+        recorded = False
         started = time.perf_counter()
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                # the router records the matched route in the scope; label by its template
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                metrics.HTTP_REQUESTS.labels(route, scope["method"], str(status)).inc()
+                metrics.HTTP_LATENCY.labels(route, scope["method"]).observe(time.perf_counter() - started)
 
         async def tracking_send(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                record()  # before the last byte leaves: a client that reads /metrics next sees it
             await send(message)
 
         try:
             await self.app(scope, receive, tracking_send)
         finally:
-            method = scope["method"]
-            metrics.HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            metrics.HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
+            record()

@@ -90,8 +90,10 @@ class ChunkJudge:
             self._observe("judge", group[0][1]["kind"], elapsed_ms / 1000.0)
             if judgement.get("status", "scored") == "scored" and judgement["verdict"] != "time_limit":
                 self._cache_put(key, judgement)
-            for entry, _task in group:
-                self._write(entry, judgement, elapsed_ms=elapsed_ms)
+            first, *duplicates = group
+            self._write(first[0], judgement, elapsed_ms=elapsed_ms)
+            for entry, _task in duplicates:  # the same judged input: shares the verdict, like a cache hit
+                self._write(entry, judgement, cached=True)
         return self.counts
 
     # ------------------------------------------------------------------ preparing

@@ -1,0 +1,84 @@
+"""Math judging as pure functions: extraction, verification verdicts, agreement with labelled data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from rljudge_workers import math_judge
+from rljudge_workers.math_judge import answer_source, gold_source, last_boxed, verify_answer
+
+from .conftest import DATA
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (r"so \boxed{4}.", "4"),
+        (r"\boxed{1} then \boxed{\frac{1}{2}}", r"\frac{1}{2}"),
+        (r"nested \boxed{\{1, 2\} \cup \{3\}}", r"\{1, 2\} \cup \{3\}"),
+        (r"\fbox{7}", "7"),
+        (r"\boxed{3} and an unclosed \boxed{4", "3"),
+        ("no box here", None),
+    ],
+)
+def test_last_boxed(text: str, expected: str | None) -> None:
+    assert last_boxed(text) == expected
+
+
+def test_answer_source_strips_think_only_when_asked() -> None:
+    response = r"<think>maybe \boxed{5}</think> final: \boxed{4}"
+    assert answer_source(response, strip_think=True) == r"\boxed{4}"
+    assert answer_source(r"<think>only \boxed{5}</think> no box", strip_think=True) == " no box"
+    assert answer_source(r"<think>only \boxed{5}</think> no box", strip_think=False) == r"\boxed{5}"
+
+
+def judge(response: str, gold: str, strip_think: bool = True) -> str:
+    return verify_answer(answer_source(response, strip_think), gold_source(gold))["verdict"]
+
+
+@pytest.mark.parametrize(
+    ("response", "gold"),
+    [
+        (r"The answer is \boxed{\frac{1}{2}}", "0.5"),
+        (r"\boxed{\dfrac{3}{6}}", r"\frac12"),
+        ("The answer is 42", "42"),
+        (r"$x = \boxed{2\sqrt{2}}$", r"\sqrt{8}"),
+        (r"\boxed{(1, 2)}", "(1,2)"),
+    ],
+)
+def test_equivalent_answers_are_correct(response: str, gold: str) -> None:
+    assert judge(response, gold) == "correct"
+
+
+def test_wrong_answer() -> None:
+    assert judge(r"\boxed{3}", "4") == "wrong_answer"
+
+
+def test_no_answer_when_nothing_extractable() -> None:
+    assert judge("I give up.", r"\frac{1}{2}") == "no_answer"
+
+
+def test_malformed_latex_is_not_a_crash() -> None:
+    assert judge(r"\boxed{\frac{1}{", "1") in {"no_answer", "wrong_answer"}
+
+
+def test_unparseable_gold_raises_value_error() -> None:
+    with pytest.raises(ValueError, match="gold"):
+        verify_answer(r"\boxed{1}", gold_source(""))
+
+
+def test_agrees_with_labelled_rollouts() -> None:
+    """Real Qwen2.5-Math responses whose labels come from Qwen's rule grader (see data/LICENSES.md)."""
+    rows = [json.loads(line) for line in (DATA / "math" / "qwen25math_labelled_subset.jsonl").open()]
+    pairs = [
+        (resp, row["gt"], label) for row in rows for resp, label in zip(row["responses"], row["labels"], strict=True)
+    ]
+    agree = sum((judge(resp, gold) == "correct") == label for resp, gold, label in pairs)
+    assert len(pairs) == 80
+    assert agree >= 78, f"only {agree}/80 verdicts agree with the labels"
+
+
+def test_grader_names_its_version() -> None:
+    assert math_judge.GRADER.startswith("math-verify 0.")
