@@ -130,20 +130,16 @@ class Stack:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def stop(self) -> None:
-        """SIGTERM every part (workers first), then SIGKILL whatever is left of each group."""
-        order = ["workers", "gateway", "redis"]
-        for name in order:
-            child = self.children.get(name)
-            if child is not None and child.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.pid, signal.SIGTERM)
-        deadline = time.monotonic() + GRACE_S
-        for name in order:
+        """Stop workers, then the gateway, then Redis: SIGTERM, a grace period, SIGKILL to the group."""
+        for name in ("workers", "gateway", "redis"):
             child = self.children.get(name)
             if child is None:
                 continue
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            if child.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    child.wait(timeout=GRACE_S)
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(child.pid, signal.SIGKILL)  # stragglers in the group (pool processes)
             child.wait()

@@ -11,15 +11,13 @@ from types import TracebackType
 from typing import Any, Literal
 
 import httpx
-from pydantic import TypeAdapter
 
 from ._exceptions import JudgeRequestError, JudgeUnavailableError
-from ._models import BatchAccepted, BatchResult, CodeItem, Item, ItemResult, MathItem, ProblemRegistered, ProblemSuite
+from ._models import BatchAccepted, BatchResult, CodeItem, ItemResult, MathItem, ProblemRegistered, ProblemSuite
 
 log = logging.getLogger("rljudge")
 
 ItemLike = MathItem | CodeItem | Mapping[str, Any]
-_ITEM: TypeAdapter[Any] = TypeAdapter(Item)
 
 #: Statuses worth retrying: overload (429), gateway/Redis trouble (502, 503, 504).
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
@@ -100,8 +98,9 @@ class JudgeClient:
 
     @staticmethod
     def _prepare(item: ItemLike, index: int) -> dict[str, Any]:
-        model = _ITEM.validate_python(item) if isinstance(item, Mapping) else item
-        data = model.model_dump(mode="json", exclude_none=True)
+        """Models are serialised; plain dicts go as they are (the server validates each item and
+        answers a malformed one with a ``rejected`` result naming the field)."""
+        data = dict(item) if isinstance(item, Mapping) else item.model_dump(mode="json", exclude_none=True)
         data.setdefault("id", str(index))
         return data
 

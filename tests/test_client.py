@@ -1,0 +1,139 @@
+"""The client SDK against a real gateway: batching, order, retries, failures never scored as 0."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from rljudge import JudgeClient, JudgeRequestError, JudgeUnavailableError, MathItem, SyncJudgeClient
+from rljudge_cli.stack import free_port
+
+
+async def test_judges_a_thousand_items_in_one_call_in_order(judge_url: str) -> None:
+    items = [
+        MathItem(response=f"step {i}: \\boxed{{{i % 50}}}", gold=str(i % 50 if i % 3 else i % 50 + 1))
+        for i in range(1000)
+    ]
+    async with JudgeClient(judge_url, batch_size=256, max_concurrency=4) as client:
+        results = await client.judge(items)
+    assert [r.index for r in results] == list(range(1000))
+    assert [r.id for r in results] == [str(i) for i in range(1000)]
+    assert all(r.status == "scored" for r in results)
+    assert [r.reward for r in results] == [0.0 if i % 3 == 0 else 1.0 for i in range(1000)]
+
+
+async def test_accepts_plain_dicts_and_keeps_given_ids(judge_url: str) -> None:
+    async with JudgeClient(judge_url) as client:
+        results = await client.judge(
+            [
+                {"kind": "math", "id": "a", "response": r"\boxed{2}", "gold": "2"},
+                {"kind": "math", "response": "x", "gold": "3"},
+            ]
+        )
+    assert [r.id for r in results] == ["a", "1"]
+
+
+class FlakyTransport(httpx.AsyncBaseTransport):
+    """Answers the first ``failures`` requests with 503 itself, then forwards to the real server.
+    (A real gateway answers 503 only while Redis is down; this produces it on demand.)"""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.real = httpx.AsyncHTTPTransport()
+        self.keys: list[str | None] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.keys.append(request.headers.get("idempotency-key"))
+        if self.failures > 0:
+            self.failures -= 1
+            return httpx.Response(503, headers={"Retry-After": "0"}, json={"detail": "redis down"})
+        return await self.real.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.real.aclose()
+
+
+async def test_retries_a_503_with_the_same_idempotency_key(judge_url: str) -> None:
+    transport = FlakyTransport(failures=2)
+    async with JudgeClient(judge_url, transport=transport, backoff_s=0.01) as client:
+        results = await client.judge([MathItem(response=r"\boxed{7}", gold="7")])
+    assert results[0].reward == 1.0
+    assert len(transport.keys) == 3
+    assert len(set(transport.keys)) == 1 and transport.keys[0]
+
+
+@contextlib.asynccontextmanager
+async def dropping_proxy(target_port: int, drops: int) -> AsyncIterator[tuple[str, list[int]]]:
+    """A real TCP proxy that closes its first ``drops`` connections without answering."""
+    seen = [0]
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen[0] += 1
+        if seen[0] <= drops:
+            await reader.read(1)  # the request has started arriving: drop it mid-way
+            writer.transport.abort()
+            return
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield f"http://127.0.0.1:{port}", seen
+
+
+async def test_retries_a_dropped_connection(judge_url: str) -> None:
+    async with dropping_proxy(int(judge_url.rsplit(":", 1)[1]), drops=2) as (url, seen):
+        async with JudgeClient(url, backoff_s=0.01) as client:
+            results = await client.judge([MathItem(response=r"\boxed{8}", gold="8")])
+    assert results[0].status == "scored" and results[0].reward == 1.0
+    assert seen[0] >= 3
+
+
+async def test_unreachable_service_is_infra_failed_never_zero() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    async with JudgeClient(url, retries=2, backoff_s=0.01) as client:
+        results = await client.judge([MathItem(response=r"\boxed{1}", gold="1")] * 3)
+    assert [r.status for r in results] == ["infra_failed"] * 3
+    assert all(r.reward is None and r.verdict == "judge_error" for r in results)
+    assert "unavailable" in (results[0].detail or "")
+
+
+async def test_unreachable_service_can_raise_instead() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    async with JudgeClient(url, retries=1, backoff_s=0.01, on_failure="raise") as client:
+        with pytest.raises(JudgeUnavailableError, match="2 attempts"):
+            await client.judge([MathItem(response="x", gold="1")])
+
+
+async def test_refused_request_raises_with_the_servers_message(make_gateway) -> None:
+    locked = make_gateway(api_keys=["sekret"])
+    async with JudgeClient(locked.url) as client:
+        with pytest.raises(JudgeRequestError) as info:
+            await client.judge([MathItem(response="x", gold="1")])
+    assert info.value.status_code == 401
+    assert "Bearer" in info.value.detail
+    async with JudgeClient(locked.url, api_key="sekret") as client:
+        results = await client.judge([MathItem(response=r"\boxed{1}", gold="1")])
+    assert results[0].reward == 1.0
+
+
+def test_sync_client(judge_url: str) -> None:
+    with SyncJudgeClient(judge_url) as client:
+        assert client.ready()
+        results = client.judge([MathItem(response=r"\boxed{3}", gold="3")], reward_scheme="klear")
+        accepted = client.submit([MathItem(response=r"\boxed{4}", gold="5")])
+        batch = client.get_batch(accepted.batch_id, wait_s=30)
+    assert results[0].reward == 1.0
+    assert batch.done and batch.results[0].reward == 0.0
