@@ -81,3 +81,13 @@ def stat_time(histogram: str, kind: str, seconds: float) -> list[tuple[str, floa
         (f"{histogram}_count|{kind}", 1),
         (f"{histogram}_sum|{kind}", seconds),
     ]
+
+
+def lease(job_id: str) -> str:
+    """String with a short TTL: present while a live worker runs chunk ``job_id``."""
+    return f"{PREFIX}:lease:{job_id}"
+
+
+def reap_lock(job_id: str) -> str:
+    """String: held by the one reaper that re-queues a dead chunk."""
+    return f"{PREFIX}:reap:{job_id}"

@@ -27,7 +27,7 @@ from rq import get_current_job
 from rljudge import ItemResult
 from rljudge_service import keys
 
-from . import math_judge, pools
+from . import lease, math_judge, pools
 from .rewards import compute_reward, think_format_error
 from .settings import WorkerSettings, get_settings
 
@@ -40,8 +40,18 @@ JUDGE_VERSION = "1"
 def judge_chunk(chunk: dict[str, Any]) -> dict[str, int]:
     """RQ entry point (enqueued by the gateway as ``rljudge_workers.jobs.judge_chunk``)."""
     job = get_current_job()
-    connection: Redis = job.connection if job is not None else Redis.from_url(get_settings().redis_url)
-    return ChunkJudge(connection, chunk, get_settings()).run()
+    if job is None:  # called directly (tests, tools)
+        return ChunkJudge(Redis.from_url(get_settings().redis_url), chunk, get_settings()).run()
+    with lease.held(job.connection, job.id, get_settings().lease_ttl_s):
+        return ChunkJudge(job.connection, chunk, get_settings()).run()
+
+
+def give_up(redis: Redis, chunk: dict[str, Any], reason: str) -> dict[str, int]:
+    """Give every unfinished item of ``chunk`` an ``infra_failed`` result (the reaper's last resort)."""
+    judge = ChunkJudge(redis, chunk, get_settings())
+    for entry in judge._unresolved(judge.entries):
+        judge._write(entry, {"status": "infra_failed", "verdict": "judge_error", "detail": reason})
+    return judge.counts
 
 
 class ChunkJudge:

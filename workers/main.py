@@ -9,26 +9,54 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from typing import Any
 
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.serializers import JSONSerializer
 from rq.worker_pool import WorkerPool
 
 from rljudge_service import keys
 
-from . import jobs, math_judge, pools
+from . import jobs, math_judge, pools, reaper
 from .settings import get_settings
 
 log = logging.getLogger("rljudge.workers")
 
 
 class JudgeWorker(SimpleWorker):
-    """An RQ worker that judges in this process and stops its judging pools when it exits."""
+    """An RQ worker that judges in this process and stops its judging pools when it exits.
+
+    A SimpleWorker sends no heartbeats while a job runs, so RQ would declare any chunk longer than
+    its monitoring interval (+60 s) abandoned. Liveness is the chunk's lease instead (``lease.py``):
+    RQ's own detection is pushed out to the job's timeout.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.job_monitoring_interval = 24 * 3600
 
     def teardown(self) -> None:
         pools.shutdown()
         super().teardown()
+
+
+class JudgeWorkerPool(WorkerPool):
+    """RQ's worker pool plus the reaper that re-queues chunks of workers that died."""
+
+    _last_reap = 0.0
+
+    def check_workers(self, respawn: bool = True) -> None:
+        super().check_workers(respawn=respawn)
+        now = time.monotonic()
+        if now - self._last_reap >= min(5.0, get_settings().lease_ttl_s / 2):
+            self._last_reap = now
+            try:
+                reaper.reap(self.connection, get_settings().lease_ttl_s)
+            except RedisError as exc:
+                log.warning("reaper could not reach Redis: %s", exc)
 
 
 def preload() -> None:
@@ -43,7 +71,7 @@ def run(
     settings = get_settings()
     preload()
     connection = Redis.from_url(redis_url or settings.redis_url)
-    pool = WorkerPool(
+    pool = JudgeWorkerPool(
         queues or list(keys.QUEUES),
         connection=connection,
         num_workers=workers or os.cpu_count() or 1,

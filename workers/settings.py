@@ -14,8 +14,8 @@ class WorkerSettings(BaseSettings):
     #: Verdict cache on/off (off only for benchmarks that measure its effect).
     cache_enabled: bool = True
     cache_ttl_s: int = 24 * 3600
-    #: Seconds a chunk may run before RQ considers it lost (then it is retried).
-    chunk_timeout_s: int = 600
+    #: A chunk whose worker stopped refreshing its lease this long ago is re-queued.
+    lease_ttl_s: int = 15
 
 
 @lru_cache
