@@ -21,6 +21,7 @@ system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v firejail >/dev/null || missing="$$missing firejail"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing with apt-get:$$missing"; \
@@ -29,10 +30,11 @@ system-deps:
 	fi
 
 # The venv is rebuilt only when a pyproject changes (idempotent otherwise).
-$(STAMP): pyproject.toml client/pyproject.toml
+$(STAMP): pyproject.toml client/pyproject.toml requirements-verl.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e ./client -e '.[dev,trainer]'
+	$(PIP) install -q --no-deps -r requirements-verl.txt
 	@touch $(STAMP)
 
 up: install
@@ -45,6 +47,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint Dockerfile
 
 bench: install
 	$(PY) -m loadtests.bench_math
