@@ -33,7 +33,7 @@ system-deps:
 $(STAMP): pyproject.toml client/pyproject.toml requirements-verl.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e ./client -e '.[dev,trainer]'
+	$(PIP) install -q -e ./client -e '.[dev,trainer,integrations]'
 	$(PIP) install -q --no-deps -r requirements-verl.txt
 	@touch $(STAMP)
 

@@ -45,6 +45,10 @@ VERDICT_OF_STATUS = {
     "output_limit": "output_limit",
 }
 DETAIL_CHARS = 500
+RUN_STDOUT_CHARS = 65_536
+"""``run`` tests: the most stdout characters reported back (the head; output_kb caps it first)."""
+RUN_STDERR_CHARS = 4_096
+"""``run`` tests: the most stderr characters reported back (the tail, as the harness keeps it)."""
 
 
 def resolve_limits(limits: dict[str, Any] | None) -> dict[str, Any]:
@@ -103,8 +107,29 @@ def _signal_name(num: int) -> str:
         return f"signal {num}"
 
 
+def _text(value: str) -> str:
+    """The harness decodes output with surrogateescape; results must be valid UTF-8 JSON."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def classify(test: PreparedTest, raw: dict[str, Any], lim: dict[str, Any]) -> dict[str, Any]:
-    """One test's status, time and detail from the harness's raw result (pure function)."""
+    """One test's status, time and detail from the harness's raw result (pure function).
+
+    ``run`` tests also report ``stdout`` (its head), ``exit_code`` (negative: the killing signal)
+    and, as ``detail``, the stderr tail when there is one.
+    """
+    result = _classify(test, raw, lim)
+    if test.kind == "run":
+        sig = raw.get("signal")
+        result["exit_code"] = -int(sig) if sig is not None else raw.get("exit")
+        result["stdout"] = _text(raw.get("stdout") or "")[:RUN_STDOUT_CHARS]
+        stderr = _text(raw.get("stderr") or "")[-RUN_STDERR_CHARS:]
+        if stderr:
+            result["detail"] = stderr
+    return result
+
+
+def _classify(test: PreparedTest, raw: dict[str, Any], lim: dict[str, Any]) -> dict[str, Any]:
     cpu = float(raw.get("cpu") or 0.0)
     result: dict[str, Any] = {"status": "passed", "time_ms": round(cpu * 1000, 1), "detail": None}
     msgs = [m for m in raw.get("msgs") or [] if isinstance(m, dict)]
@@ -140,6 +165,8 @@ def classify(test: PreparedTest, raw: dict[str, Any], lim: dict[str, Any]) -> di
     code = raw.get("exit")
     if code not in (0, None):
         return done("runtime_error", f"exit status {code}: {_last_line(raw.get('stderr') or '') or ''}".rstrip(": "))
+    if test.kind == "run":  # exited with status 0: nothing to compare
+        return result
     finished = any(m.get("t") == "done" for m in msgs) or any(m.get("t") == "exit" and m.get("code") == 0 for m in msgs)
     if test.kind == "stdio":
         if not stdio_equal(raw.get("stdout") or "", test.expected, test.float_tolerance):
@@ -242,6 +269,7 @@ def execute(
     ``verdict`` is ``correct`` when every test passes, else the status of the first failing test;
     ``compile_error`` for a program that does not compile; ``sandbox_error`` when the judge itself
     failed. With ``mode="first_failure"`` the tests after the first failure are ``skipped``.
+    A ``run`` suite's one test also reports ``stdout`` and ``exit_code`` (see :func:`classify`).
     ``marker`` (default: a fresh one) tags the jail's processes for :func:`jail.kill_jails`.
     """
     lim = resolve_limits(limits)

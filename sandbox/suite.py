@@ -112,6 +112,10 @@ def prepare(suite: dict[str, Any]) -> PreparedSuite:
             out.tests.append(
                 PreparedTest("stdio", {"kind": "stdio", "input": case.get("input", "")}, case["output"], tol, f"#{i}")
             )
+    elif kind == "run":
+        # The harness runs it exactly like a stdio test (stdin fed, run as __main__); the runner
+        # compares nothing and reports the exit status, stdout and stderr instead.
+        out.tests.append(PreparedTest("run", {"kind": "stdio", "input": suite.get("stdin") or ""}, name="run"))
     elif kind == "call":
         for i, case in enumerate(suite["cases"]):
             spec = {"kind": "call", "fn_name": suite["fn_name"], "args": json.dumps(case.get("args", []))}

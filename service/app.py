@@ -16,7 +16,7 @@ from rljudge import BatchRequest, __version__
 
 from . import errors
 from .api import batches as batches_api
-from .api import health, problems
+from .api import compat, health, problems
 from .auth import KeyRing
 from .batches import BatchService
 from .middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batches_api.router)
     app.include_router(problems.router)
     app.include_router(health.router)
+    app.include_router(compat.router)
     errors.install(app, settings.retry_after_s)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)

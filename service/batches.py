@@ -9,6 +9,7 @@ rejection of a malformed item, or the deadline), so every item gets exactly one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 import uuid
@@ -20,13 +21,14 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 from rq.serializers import JSONSerializer
 
 from rljudge import BatchRequest, Item, ItemResult
 
 from . import keys, metrics
-from .errors import BatchTooLarge, Conflict, NotFound, QueueFull
+from .errors import BatchLost, BatchTooLarge, Conflict, NotFound, QueueFull, RateLimited
 from .notifier import SAFETY_RECHECK_S, Notifier
 from .settings import Settings
 
@@ -63,25 +65,45 @@ class BatchService:
 
     # ------------------------------------------------------------------ submit
 
-    async def submit(self, request: BatchRequest, raw_items: list[Any], idempotency_key: str | None) -> Batch:
-        """Store and queue a batch; its items are validated one by one (bad ones are ``rejected``)."""
+    async def submit(
+        self, request: BatchRequest, raw_items: list[Any], idempotency_key: str | None, caller: str = "anonymous"
+    ) -> Batch:
+        """Store and queue a batch; its items are validated one by one (bad ones are ``rejected``).
+
+        With an idempotency key the batch id is derived from it: a resubmission returns the stored
+        batch without judging (or counting) it again. A submission refused on the way (429, 503)
+        releases its claim on the key, so the client's retry can create it.
+        """
         settings = self.settings
         if len(raw_items) > settings.max_batch_items:
             raise BatchTooLarge(f"batch has {len(raw_items)} items; the limit is {settings.max_batch_items} (split it)")
-        deadline_s = min(request.deadline_s or settings.default_deadline_s, settings.max_deadline_s)
-        now = time.time()
         batch_id = uuid.uuid4().hex
         if idempotency_key is not None:
-            # The same key (from the same caller) always names the same batch; the first
-            # submission claims it atomically, later ones get the stored batch back.
             batch_id = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+            existing = await self._existing(batch_id)
+            if existing is not None:
+                return existing
+        await self._check_rate(caller, len(raw_items))
+        await self._check_backpressure()
+        if idempotency_key is not None:
             claimed = await self.redis.set(keys.idempotency(batch_id), "1", nx=True, ex=settings.results_ttl_s)
             if not claimed:
                 existing = await self._existing(batch_id)
                 if existing is None:
                     raise Conflict("a batch with this Idempotency-Key is being created; retry in a moment")
                 return existing
+        try:
+            return await self._create(batch_id, request, raw_items)
+        except BaseException:
+            if idempotency_key is not None:
+                with contextlib.suppress(RedisError):
+                    await self.redis.delete(keys.idempotency(batch_id))
+            raise
 
+    async def _create(self, batch_id: str, request: BatchRequest, raw_items: list[Any]) -> Batch:
+        settings = self.settings
+        deadline_s = min(request.deadline_s or settings.default_deadline_s, settings.max_deadline_s)
+        now = time.time()
         ids: list[str] = []
         rejected: dict[int, str] = {}
         valid: dict[str, list[dict[str, Any]]] = {"math": [], "code": []}
@@ -97,7 +119,6 @@ class BatchService:
             valid[item.kind].append(entry)
         await self._reject_unknown_problems(valid["code"], rejected)
 
-        await self._check_backpressure()
         meta = {
             "total": len(raw_items),
             "deadline": now + deadline_s,
@@ -117,7 +138,13 @@ class BatchService:
         await pipe.execute()
 
         chunks = self._chunks(batch_id, now + deadline_s, request.reward_scheme, valid)
-        await anyio.to_thread.run_sync(self._enqueue, batch_id, chunks)
+        try:
+            await anyio.to_thread.run_sync(self._enqueue, batch_id, chunks)
+        except BaseException:
+            # never leave a stored batch whose jobs were not queued: a resubmission must create it anew
+            with contextlib.suppress(RedisError):
+                await self.redis.delete(keys.batch_meta(batch_id), keys.batch_results(batch_id))
+            raise
         metrics.ITEMS_SUBMITTED.labels("math").inc(len(valid["math"]))
         metrics.ITEMS_SUBMITTED.labels("code").inc(len(valid["code"]))
         metrics.ITEMS_REJECTED.inc(len(rejected))
@@ -143,6 +170,23 @@ class BatchService:
                     f"items[{entry['index']}].problem: {problem!r} is not registered (PUT /v1/problems/{{id}} first)"
                 )
                 entries.remove(entry)
+
+    async def _check_rate(self, caller: str, items: int) -> None:
+        limit = self.settings.rate_limit_items_per_minute
+        if limit <= 0:
+            return
+        now = time.time()
+        key = keys.rate(caller, int(now // 60))
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.incrby(key, items)
+        pipe.expire(key, 120)
+        used, _ = await pipe.execute()
+        if used > limit:
+            await self.redis.decrby(key, items)  # a refused batch does not use the quota
+            raise RateLimited(
+                f"rate limit: {limit} items per minute for this API key ({used - items} used this minute)",
+                retry_after=max(1, 60 - int(now % 60)),
+            )
 
     async def _check_backpressure(self) -> None:
         limit = self.settings.max_queue_depth
@@ -200,7 +244,13 @@ class BatchService:
         """Return when every item of ``batch`` has a result or at ``until`` (epoch seconds)."""
         with self.notifier.watch(batch.batch_id) as event:
             while True:
-                if await self.redis.hlen(keys.batch_results(batch.batch_id)) >= batch.total:
+                pipe = self.redis.pipeline(transaction=False)
+                pipe.hlen(keys.batch_results(batch.batch_id))
+                pipe.exists(keys.batch_meta(batch.batch_id))
+                completed, exists = await pipe.execute()
+                if not exists:
+                    raise BatchLost(f"batch {batch.batch_id} was lost (Redis restarted without persistence); resubmit")
+                if completed >= batch.total:
                     return
                 remaining = until - time.time()
                 if remaining <= 0:

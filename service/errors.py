@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("rljudge.service.errors")
 
@@ -44,6 +45,21 @@ class QueueFull(ServiceError):
     retry_after = 2
 
 
+class RateLimited(ServiceError):
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class BatchLost(ServiceError):
+    """The batch's state vanished from Redis (restarted without persistence): resubmit it."""
+
+    status_code = 503
+    retry_after = 1
+
+
 class Unauthorized(ServiceError):
     status_code = 401
 
@@ -51,6 +67,10 @@ class Unauthorized(ServiceError):
 def _describe(exc: RequestValidationError) -> str:
     parts = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            at = err.get("loc", ("body", "?"))[-1]
+            parts.append(f"body is not valid JSON: {err.get('ctx', {}).get('error', 'decode error')} at byte {at}")
+            continue
         loc = [p for p in err.get("loc", ()) if p != "body"]
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "body"
         parts.append(f"{where}: {err.get('msg')}")
@@ -62,10 +82,17 @@ def install(app: FastAPI, retry_after_s: int) -> None:
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         headers = {}
         if exc.retry_after is not None:
-            headers["Retry-After"] = str(retry_after_s if exc.status_code == 429 else exc.retry_after)
+            headers["Retry-After"] = str(retry_after_s if isinstance(exc, QueueFull) else exc.retry_after)
         if exc.status_code == 401:
             headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail
+        if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's generic "error parsing the body"
+            detail = f"request body is not valid UTF-8: {exc.__cause__.reason} at byte {exc.__cause__.start}"
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -91,3 +91,8 @@ def lease(job_id: str) -> str:
 def reap_lock(job_id: str) -> str:
     """String: held by the one reaper that re-queues a dead chunk."""
     return f"{PREFIX}:reap:{job_id}"
+
+
+def rate(caller: str, window: int) -> str:
+    """Counter: items ``caller`` submitted in minute ``window`` (epoch // 60)."""
+    return f"{PREFIX}:rate:{caller}:{window}"

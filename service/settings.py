@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     #: File with one key (or ``sha256:<hex>``) per line, e.g. a mounted Kubernetes Secret.
     api_keys_file: str | None = None
+    #: Items each caller (API key, or everyone when keys are off) may submit per minute (0: no limit).
+    rate_limit_items_per_minute: int = 0
     #: Whether /metrics needs a key too when keys are configured.
     metrics_require_auth: bool = False
 

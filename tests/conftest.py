@@ -3,7 +3,8 @@
 - ``redis_url``: a private redis-server on a free loopback port (no persistence), for the session.
 - ``workers``: ``rljudge worker --workers 2`` as a subprocess against that Redis.
 - ``gateway``: the FastAPI app served by uvicorn in a thread on a free port; ``judge_url`` is its URL.
-- ``make_gateway(**settings)``: more gateways with other settings (auth, limits) on the same Redis.
+- ``make_gateway(**settings)``: more gateways with other settings (auth, limits) on the same Redis
+  and workers.
 """
 
 from __future__ import annotations
@@ -178,7 +179,7 @@ def judge_url(gateway: ThreadedGateway) -> str:
 
 
 @pytest.fixture()
-def make_gateway(redis_url: str) -> Iterator[Callable[..., ThreadedGateway]]:
+def make_gateway(redis_url: str, workers: subprocess.Popen[bytes]) -> Iterator[Callable[..., ThreadedGateway]]:
     started: list[ThreadedGateway] = []
 
     def make(**overrides: Any) -> ThreadedGateway:

@@ -19,8 +19,9 @@ log = logging.getLogger("rljudge")
 
 ItemLike = MathItem | CodeItem | Mapping[str, Any]
 
-#: Statuses worth retrying: overload (429), gateway/Redis trouble (502, 503, 504).
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Statuses worth retrying: a batch still being created under our key (409), overload (429),
+#: gateway/Redis trouble (502, 503, 504).
+RETRY_STATUSES = frozenset({409, 429, 502, 503, 504})
 #: Server-side default deadline; the HTTP read timeout of /v1/judge is the deadline plus a margin.
 DEFAULT_DEADLINE_S = 300.0
 

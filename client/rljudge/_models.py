@@ -39,6 +39,7 @@ __all__ = [
     "ProblemSuite",
     "PytestTests",
     "RewardScheme",
+    "RunTests",
     "StdioCase",
     "StdioTests",
     "TestResult",
@@ -171,7 +172,19 @@ class PytestTests(_Model):
     source: str = Field(min_length=1)
 
 
-TestSuite = Annotated[Union[StdioTests, CallTests, AssertTests, PytestTests], Field(discriminator="type")]
+class RunTests(_Model):
+    """Run the program once on `stdin` and report what it did (SandboxFusion's `run_code`).
+
+    Nothing is compared: the one test is `passed` when the program exits with status 0, else
+    `runtime_error`, `time_limit`, `memory_limit` or `output_limit`; its result carries the exit
+    status, the (truncated) stdout, and the stderr tail in `detail`.
+    """
+
+    type: Literal["run"] = "run"
+    stdin: str = ""
+
+
+TestSuite = Annotated[Union[StdioTests, CallTests, AssertTests, PytestTests, RunTests], Field(discriminator="type")]
 
 
 class Limits(_Model):
@@ -235,6 +248,10 @@ class TestResult(_Model):
     status: TestStatus
     time_ms: float | None = None
     detail: str | None = Field(default=None, description="Truncated stderr or the exception's last line.")
+    stdout: str | None = Field(default=None, description="`run` tests only: the program's stdout (truncated).")
+    exit_code: int | None = Field(
+        default=None, description="`run` tests only: the exit status (negative: killed by that signal)."
+    )
 
 
 class ItemResult(_Model):

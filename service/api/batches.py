@@ -42,7 +42,7 @@ async def judge(
     """Judge a batch and answer when every item has a result or the batch deadline passes
     (unfinished items are then ``unscored``). Results come in item order."""
     key = f"{caller}:{idempotency_key}" if idempotency_key else None
-    batch = await batches.submit(body, body.items, key)
+    batch = await batches.submit(body, body.items, key, caller)
     await batches.wait(batch, until=batch.deadline)
     return Response(await batches.collect(batch), media_type="application/json")
 
@@ -53,7 +53,7 @@ async def submit_batch(
 ) -> BatchAccepted:
     """Queue a batch and answer at once with its ``batch_id``; fetch results with GET."""
     key = f"{caller}:{idempotency_key}" if idempotency_key else None
-    batch = await batches.submit(body, body.items, key)
+    batch = await batches.submit(body, body.items, key, caller)
     return BatchAccepted(batch_id=batch.batch_id, total=batch.total)
 
 

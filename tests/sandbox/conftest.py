@@ -17,12 +17,19 @@ CODE_DATA = Path(__file__).resolve().parents[1] / "data" / "code"
 FAST = {"time_s": 0.5, "wall_s": 1.5}
 
 
-def _under_a_judge_worker(process: psutil.Process) -> bool:
-    """Jails of the end-to-end tests' worker processes are theirs to clean up, not these tests'."""
+def _ours(process: psutil.Process) -> bool:
+    """Started by this test process directly, or orphaned: not a jail of the end-to-end tests' worker
+    processes (theirs to clean up) nor of another test run on the same machine."""
     try:
-        return any("rljudge_cli.main" in " ".join(parent.cmdline()) for parent in process.parents())
+        parents = process.parents()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+    if any("rljudge_cli.main" in " ".join(parent.cmdline()) for parent in parents):
+        return False
+    return process.ppid() == 1 or any(parent.pid == _ME for parent in parents)
+
+
+_ME = psutil.Process().pid
 
 
 def sandbox_processes() -> list[psutil.Process]:
@@ -30,7 +37,7 @@ def sandbox_processes() -> list[psutil.Process]:
     found = []
     for p in psutil.process_iter(["cmdline"]):
         try:
-            if any(MARKER_PREFIX in part for part in p.info["cmdline"] or []) and not _under_a_judge_worker(p):
+            if any(MARKER_PREFIX in part for part in p.info["cmdline"] or []) and _ours(p):
                 found.append(p)
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
