@@ -170,3 +170,22 @@ def test_hostile_program_leaves_the_worker_serving(judge_url: str) -> None:
     after = judge(judge_url, [{"kind": "code", "response": fenced(ECHO_SUM), "tests": SUM_TESTS}]).results[0]
     assert after.reward == 1.0
     assert httpx.get(f"{judge_url}/readyz").status_code == 200
+
+
+def test_program_cannot_reach_the_test_redis(judge_url: str, redis_url: str, redis) -> None:
+    """A submission tries to write a key into the very Redis the workers use: it must fail."""
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    marker = f"pwned-{uuid.uuid4().hex}"
+    program = (
+        "import socket\n"
+        "try:\n"
+        f"    s = socket.create_connection(('127.0.0.1', {port}), timeout=1)\n"
+        f"    s.sendall(b'SET {marker} 1\\r\\n')\n"
+        "    print(s.recv(16))\n"
+        "except OSError as exc:\n"
+        "    print('refused')\n"
+    )
+    tests = {"type": "stdio", "cases": [{"input": "", "output": "refused"}]}
+    result = judge(judge_url, [{"kind": "code", "code": program, "tests": tests}]).results[0]
+    assert result.verdict == "correct"  # i.e. the program saw its connection refused
+    assert redis.exists(marker) == 0
