@@ -22,6 +22,7 @@ from rljudge_service import keys
 
 log = logging.getLogger("rljudge.workers.lease")
 
+
 @contextlib.contextmanager
 def held(redis: Redis, job_id: str, ttl_s: int) -> Iterator[None]:
     """Hold the lease of ``job_id`` (refreshed every ``ttl_s / 3``) for the ``with`` block."""
