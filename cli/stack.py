@@ -83,17 +83,16 @@ class Stack:
                 time.sleep(0.05)
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
-        out: int | object = subprocess.DEVNULL
-        if self.log_dir is not None:
-            self.log_dir.mkdir(parents=True, exist_ok=True)
-            out = (self.log_dir / f"{name}.log").open("ab")
-        self.children[name] = subprocess.Popen(
-            argv,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT if out is not subprocess.DEVNULL else None,
-            start_new_session=True,
-        )
+        """Start one part in its own process group; its output goes to ``log_dir/<name>.log`` when
+        a log folder is set, else stdout is dropped and stderr stays on the terminal."""
+        if self.log_dir is None:
+            self.children[name] = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, start_new_session=True)
+            return
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            self.children[name] = subprocess.Popen(
+                argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def _wait_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
