@@ -33,6 +33,8 @@ from .notifier import SAFETY_RECHECK_S, Notifier
 from .settings import Settings
 
 ITEM_ADAPTER: TypeAdapter[Any] = TypeAdapter(Item)
+#: A large math batch is cut into at least this many chunks (see ``Settings.math_chunk_max_items``).
+MATH_CHUNKS_PER_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,20 @@ class BatchService:
         batch_id = uuid.uuid4().hex
         if idempotency_key is not None:
             batch_id = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-            existing = await self._existing(batch_id)
-            if existing is not None:
-                return existing
+        # one round trip: the stored batch (a resubmission) and the queue depth (backpressure)
+        pipe = self.redis.pipeline(transaction=False)
+        if idempotency_key is not None:
+            pipe.hmget(keys.batch_meta(batch_id), ["total", "deadline"])
+        if settings.max_queue_depth > 0:
+            for queue in self.queues.values():
+                pipe.llen(queue.key)
+        answers = await pipe.execute() if len(pipe) else []
+        if idempotency_key is not None:
+            meta, answers = answers[0], answers[1:]
+            if meta[0] is not None:
+                return Batch(batch_id, int(meta[0]), float(meta[1]), created=False)
         await self._check_rate(caller, len(raw_items))
-        await self._check_backpressure()
+        self._check_backpressure(sum(answers))
         if idempotency_key is not None:
             claimed = await self.redis.set(keys.idempotency(batch_id), "1", nx=True, ex=settings.results_ttl_s)
             if not claimed:
@@ -126,20 +137,16 @@ class BatchService:
             "created": now,
             "ids": orjson.dumps(ids),
         }
-        ttl = settings.results_ttl_s
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(keys.batch_meta(batch_id), mapping=meta)
-        pipe.expire(keys.batch_meta(batch_id), ttl)
-        for index, message in rejected.items():
-            result = ItemResult(id=ids[index], index=index, status="rejected", verdict="invalid_item", detail=message)
-            pipe.hset(keys.batch_results(batch_id), str(index), result.model_dump_json(exclude_none=True))
-        if rejected:
-            pipe.expire(keys.batch_results(batch_id), ttl)
-        await pipe.execute()
-
+        rejected_results = {
+            str(index): ItemResult(
+                id=ids[index], index=index, status="rejected", verdict="invalid_item", detail=message
+            ).model_dump_json(exclude_none=True)
+            for index, message in rejected.items()
+        }
         chunks = self._chunks(batch_id, now + deadline_s, request.reward_scheme, valid)
         try:
-            await anyio.to_thread.run_sync(self._enqueue, batch_id, chunks)
+            # the batch's state and its jobs in one transaction: never a stored batch without its jobs
+            await anyio.to_thread.run_sync(self._enqueue, batch_id, chunks, meta, rejected_results)
         except BaseException:
             # never leave a stored batch whose jobs were not queued: a resubmission must create it anew
             with contextlib.suppress(RedisError):
@@ -188,14 +195,11 @@ class BatchService:
                 retry_after=max(1, 60 - int(now % 60)),
             )
 
-    async def _check_backpressure(self) -> None:
+    def _check_backpressure(self, depth: int) -> None:
+        """``depth``: the jobs now queued (read in ``submit``'s first round trip)."""
         limit = self.settings.max_queue_depth
         if limit <= 0:
             return
-        pipe = self.redis.pipeline(transaction=False)
-        for queue in self.queues.values():
-            pipe.llen(queue.key)
-        depth = sum(await pipe.execute())
         if depth >= limit:
             metrics.BACKPRESSURE.inc()
             raise QueueFull(f"the judge queue holds {depth} jobs (limit {limit}); retry later")
@@ -207,6 +211,9 @@ class BatchService:
         chunks = []
         for kind, entries in valid.items():
             size = max(1, sizes[kind])
+            if kind == "math":  # sized by cost: a math item is ~1 ms, a queued job several ms
+                spread = -(-len(entries) // MATH_CHUNKS_PER_BATCH)
+                size = max(size, min(self.settings.math_chunk_max_items, spread))
             for start in range(0, len(entries), size):
                 chunk = {
                     "batch_id": batch_id,
@@ -219,7 +226,13 @@ class BatchService:
                 chunks.append((kind, chunk))
         return chunks
 
-    def _enqueue(self, batch_id: str, chunks: list[tuple[str, dict[str, Any]]]) -> None:
+    def _enqueue(
+        self,
+        batch_id: str,
+        chunks: list[tuple[str, dict[str, Any]]],
+        meta: dict[str, Any],
+        rejected: dict[str, str],
+    ) -> None:
         by_kind: dict[str, list[Any]] = {"math": [], "code": []}
         for number, (kind, chunk) in enumerate(chunks):
             by_kind[kind].append(
@@ -232,7 +245,13 @@ class BatchService:
                     failure_ttl=self.settings.results_ttl_s,
                 )
             )
+        ttl = self.settings.results_ttl_s
         with self.sync_redis.pipeline() as pipe:
+            pipe.hset(keys.batch_meta(batch_id), mapping=meta)
+            pipe.expire(keys.batch_meta(batch_id), ttl)
+            if rejected:
+                pipe.hset(keys.batch_results(batch_id), mapping=rejected)
+                pipe.expire(keys.batch_results(batch_id), ttl)
             for kind, jobs in by_kind.items():
                 if jobs:
                     self.queues[kind].enqueue_many(jobs, pipeline=pipe)

@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     #: Items per queued job. Math items cost ~2 ms, code items one jail each.
     math_chunk_items: int = 16
     code_chunk_items: int = 2
+    #: Large batches get larger math chunks (a batch is cut into at least ``MATH_CHUNKS_PER_BATCH``
+    #: chunks of ``math_chunk_items`` items or more, up to this many): fewer jobs, less queue
+    #: overhead per item, while a small batch still spreads over every worker.
+    math_chunk_max_items: int = 64
     #: Queued jobs above which submissions get 429 + Retry-After (0 disables).
     max_queue_depth: int = 5000
     retry_after_s: int = 2

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Iterable
 from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import as_completed
 from typing import Any
 
 import orjson
@@ -65,10 +66,25 @@ class ChunkJudge:
         self.entries: list[dict[str, Any]] = chunk["items"]
         self.results_ttl = int(chunk.get("results_ttl", 3600))
         self.counts = {"scored": 0, "cached": 0, "unscored": 0, "rejected": 0, "infra_failed": 0, "skipped": 0}
+        #: Results and timing observations not yet sent to Redis (see ``_flush``).
+        self._buffered = False
+        self._pending: list[tuple[str, bytes, str, str, str, bool]] = []
+        self._timings: dict[str, float] = {}
+        self._cache_puts: list[tuple[str, bytes]] = []
 
     # ------------------------------------------------------------------ driver
 
     def run(self) -> dict[str, int]:
+        """Judge the chunk. Results are written in few round trips: buffered, and flushed after the
+        chunk's math batch, after each item judged on its own (code, or math when alone), and at the end."""
+        self._buffered = True
+        try:
+            return self._run()
+        finally:
+            self._flush()
+            self._buffered = False
+
+    def _run(self) -> dict[str, int]:
         kind = self.entries[0]["item"]["kind"] if self.entries else "math"
         if "enqueued" in self.chunk:
             self._observe("wait", kind, max(0.0, time.time() - float(self.chunk["enqueued"])))
@@ -83,28 +99,67 @@ class ChunkJudge:
             if decided is not None:
                 self._write(entry, decided)
             elif task is not None:
-                tasks.setdefault(task["key"], []).append((entry, task))
+                group_key = task["key"] if self.settings.dedup_enabled else f"{task['key']}:{entry['index']}"
+                tasks.setdefault(group_key, []).append((entry, task))
 
-        hits = self._cache_get(list(tasks))
-        for key, judgement in hits.items():
-            for entry, _task in tasks.pop(key):
-                self._write(entry, judgement, cached=True)
+        hits = self._cache_get(list(dict.fromkeys(group[0][1]["key"] for group in tasks.values())))
+        for group_key in [k for k, group in tasks.items() if group[0][1]["key"] in hits]:
+            for entry, task in tasks.pop(group_key):
+                self._write(entry, hits[task["key"]], cached=True)
 
-        for key, group in tasks.items():
+        groups = list(tasks.values())
+        math_groups = [g for g in groups if g[0][1]["kind"] == "math"]
+        if len(math_groups) > 1 and time.time() < self.deadline:
+            # several math inputs: one round trip to the judge process for all of them
+            judged = self._judge_math_many([g[0][1] for g in math_groups])
+            if judged is not None:
+                for group, (judgement, elapsed_ms) in zip(math_groups, judged, strict=True):
+                    self._finish_group(group, judgement, elapsed_ms)
+                groups = [g for g in groups if g[0][1]["kind"] != "math"]
+                self._flush()
+        code_groups = [g for g in groups if g[0][1]["kind"] == "code"]
+        if len(code_groups) > 1 and self.settings.code_concurrency > 1:
+            self._judge_code_concurrently(code_groups)
+            groups = [g for g in groups if g[0][1]["kind"] != "code"]
+        for group in groups:
             if time.time() >= self.deadline:
                 self._finish_unscored([entry for entry, _ in group])
                 continue
             started = time.perf_counter()
             judgement = self._judge(group[0][1])
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
-            self._observe("judge", group[0][1]["kind"], elapsed_ms / 1000.0)
-            if judgement.get("status", "scored") == "scored" and judgement["verdict"] != "time_limit":
-                self._cache_put(key, judgement)
-            first, *duplicates = group
-            self._write(first[0], judgement, elapsed_ms=elapsed_ms)
-            for entry, _task in duplicates:  # the same judged input: shares the verdict, like a cache hit
-                self._write(entry, judgement, cached=True)
+            self._finish_group(group, judgement, (time.perf_counter() - started) * 1000.0)
+            self._flush()  # judged one at a time (code, or math after a batch ran over): announce each
         return self.counts
+
+    def _judge_code_concurrently(self, groups: list[list[tuple[dict[str, Any], dict[str, Any]]]]) -> None:
+        """Several submissions in the code pool at once (each in its own jail, under its own bound);
+        each result is written as soon as its submission is judged."""
+        if time.time() >= self.deadline:
+            for group in groups:
+                self._finish_unscored([entry for entry, _ in group])
+            return
+        judge = pools.code_judge()
+        started = time.perf_counter()
+        futures = {}
+        for group in groups:
+            task = group[0][1]
+            futures[judge.submit(task["program"], task["suite"], task["limits"], task["mode"])] = group
+        for future in as_completed(futures):
+            judgement = self._code_judgement(future.result())
+            self._finish_group(futures[future], judgement, (time.perf_counter() - started) * 1000.0)
+            self._flush()
+
+    def _finish_group(
+        self, group: list[tuple[dict[str, Any], dict[str, Any]]], judgement: dict[str, Any], elapsed_ms: float
+    ) -> None:
+        task = group[0][1]
+        self._observe("judge", task["kind"], elapsed_ms / 1000.0)
+        if judgement.get("status", "scored") == "scored" and judgement["verdict"] != "time_limit":
+            self._cache_put(task["key"], judgement)
+        first, *duplicates = group
+        self._write(first[0], judgement, elapsed_ms=elapsed_ms)
+        for entry, _task in duplicates:  # the same judged input: shares the verdict, like a cache hit
+            self._write(entry, judgement, cached=True)
 
     # ------------------------------------------------------------------ preparing
 
@@ -155,11 +210,44 @@ class ChunkJudge:
     def _judge(self, task: dict[str, Any]) -> dict[str, Any]:
         if task["kind"] == "math":
             return self._judge_math(task)
-        judgement = pools.code_judge().judge(task["program"], task["suite"], task["limits"], task["mode"])
+        return self._code_judgement(
+            pools.code_judge().judge(task["program"], task["suite"], task["limits"], task["mode"])
+        )
+
+    @staticmethod
+    def _code_judgement(judgement: dict[str, Any]) -> dict[str, Any]:
         judgement["grader"] = "rljudge-sandbox firejail"
         if judgement["verdict"] == "sandbox_error":
             judgement["status"] = "infra_failed"
         return judgement
+
+    def _judge_math_many(self, tasks: list[dict[str, Any]]) -> list[tuple[dict[str, Any], float]] | None:
+        """Judge several math tasks in one call to the judge process, bounded by the smallest of
+        their time limits. None when that call did not finish (a slow item, a dead process): the
+        caller then judges each on its own, under its own limit, as if this call never happened."""
+        future = pools.math_pool().schedule(
+            math_judge.verify_many,
+            args=([(task["source"], task["gold"]) for task in tasks],),
+            timeout=min(float(task["timeout"]) for task in tasks),
+        )
+        try:
+            outcomes = future.result()
+        except (FutureTimeout, ProcessExpired):
+            return None
+        except Exception:
+            log.exception("math-verify batch failed; judging one by one")
+            return None
+        judged = []
+        for outcome, elapsed_ms in outcomes:
+            if outcome.get("error") == "value":
+                judgement = _rejected(outcome["detail"])
+            elif outcome.get("error") == "exception":
+                judgement = {"status": "infra_failed", "verdict": "judge_error", "detail": outcome["detail"]}
+            else:
+                judgement = outcome
+            judgement["grader"] = math_judge.GRADER
+            judged.append((judgement, elapsed_ms))
+        return judged
 
     def _judge_math(self, task: dict[str, Any]) -> dict[str, Any]:
         future = pools.math_pool().schedule(
@@ -197,7 +285,9 @@ class ChunkJudge:
 
     def _cache_put(self, digest: str, judgement: dict[str, Any]) -> None:
         if self.settings.cache_enabled:
-            self.redis.set(keys.verdict_cache(digest), orjson.dumps(judgement), ex=self.settings.cache_ttl_s)
+            self._cache_puts.append((keys.verdict_cache(digest), orjson.dumps(judgement)))
+            if not self._buffered:
+                self._flush()
 
     def _finish_unscored(self, entries: Iterable[dict[str, Any]]) -> None:
         for entry in entries:
@@ -224,25 +314,61 @@ class ChunkJudge:
             tests=judgement.get("tests"),
             grader=judgement.get("grader"),
         )
+        self._pending.append(
+            (
+                str(entry["index"]),
+                result.model_dump_json(exclude_none=True).encode(),
+                item["kind"],
+                status,
+                result.verdict or "none",
+                cached,
+            )
+        )
+        if not self._buffered:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send buffered results (HSETNX each, one EXPIRE, one PUBLISH), cache entries and timings in
+        one round trip, then the item counters of the results that were written in a second."""
+        pending, self._pending = self._pending, []
+        timings, self._timings = self._timings, {}
+        puts, self._cache_puts = self._cache_puts, []
+        if not (pending or timings or puts):
+            return
+        results = keys.batch_results(self.batch_id)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hsetnx(keys.batch_results(self.batch_id), str(entry["index"]), result.model_dump_json(exclude_none=True))
-        pipe.expire(keys.batch_results(self.batch_id), self.results_ttl)
-        pipe.publish(keys.batch_events(self.batch_id), b"1")
-        written = pipe.execute()[0]
-        if written:
+        for cache_key, value in puts:  # cached before the results are announced
+            pipe.set(cache_key, value, ex=self.settings.cache_ttl_s)
+        for field, amount in timings.items():
+            pipe.hincrbyfloat(keys.STATS, field, amount)
+        for field, payload, *_ in pending:
+            pipe.hsetnx(results, field, payload)
+        if pending:
+            pipe.expire(results, self.results_ttl)
+            pipe.publish(keys.batch_events(self.batch_id), b"1")
+        skip = len(puts) + len(timings)
+        written = pipe.execute()[skip : skip + len(pending)]
+        counters: dict[str, int] = {}
+        for (_field, _payload, kind, status, verdict, cached), was_written in zip(pending, written, strict=True):
+            if not was_written:
+                continue
             self.counts[status] += 1
-            stats = self.redis.pipeline(transaction=False)
-            stats.hincrby(keys.STATS, keys.stat_items(item["kind"], status, result.verdict or "none"), 1)
+            stat = keys.stat_items(kind, status, verdict)
+            counters[stat] = counters.get(stat, 0) + 1
             if cached:
                 self.counts["cached"] += 1
-                stats.hincrby(keys.STATS, keys.stat_cache_hits(item["kind"]), 1)
+                counters[keys.stat_cache_hits(kind)] = counters.get(keys.stat_cache_hits(kind), 0) + 1
+        if counters:
+            stats = self.redis.pipeline(transaction=False)
+            for stat, amount in counters.items():
+                stats.hincrby(keys.STATS, stat, amount)
             stats.execute()
 
     def _observe(self, histogram: str, kind: str, seconds: float) -> None:
-        pipe = self.redis.pipeline(transaction=False)
         for field, amount in keys.stat_time(histogram, kind, seconds):
-            pipe.hincrbyfloat(keys.STATS, field, amount)
-        pipe.execute()
+            self._timings[field] = self._timings.get(field, 0.0) + amount
+        if not self._buffered:
+            self._flush()
 
 
 def _digest(*parts: str) -> str:

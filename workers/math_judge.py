@@ -14,10 +14,13 @@ cache's key, so two rollouts with the same final boxed answer share one verifica
 from __future__ import annotations
 
 import logging
+import time
 from importlib.metadata import version
 from typing import Any
 
 from .rewards import THINK_CLOSE
+
+log = logging.getLogger("rljudge.workers.math_judge")
 
 GRADER = f"math-verify {version('math-verify')}"
 
@@ -95,3 +98,21 @@ def verify_answer(source: str, gold: str) -> dict[str, Any]:
     if verify(gold_parsed, answer, timeout_seconds=None):
         return {"verdict": "correct", "detail": None}
     return {"verdict": "wrong_answer", "detail": None}
+
+
+def verify_many(pairs: list[tuple[str, str]]) -> list[tuple[dict[str, Any], float]]:
+    """``verify_answer`` over several ``(source, gold)`` pairs in one call (one round trip to the
+    judge process), each with its judging time in ms. A pair whose gold cannot be parsed gives
+    ``{"error": "value", "detail"}``; one where math-verify raised ``{"error": "exception", "detail"}``."""
+    out: list[tuple[dict[str, Any], float]] = []
+    for source, gold in pairs:
+        started = time.perf_counter()
+        try:
+            judgement = verify_answer(source, gold)
+        except ValueError as exc:
+            judgement = {"error": "value", "detail": str(exc)}
+        except Exception as exc:  # math-verify raised: the judge failed, not the model
+            log.exception("math-verify raised")
+            judgement = {"error": "exception", "detail": f"{type(exc).__name__}: {exc}"}
+        out.append((judgement, (time.perf_counter() - started) * 1000.0))
+    return out

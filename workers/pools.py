@@ -39,12 +39,15 @@ def math_pool() -> ProcessPool:
 
 
 def code_judge() -> Any:
-    """This process's code judge (one Firejail per submission, under a Pebble timeout)."""
+    """This process's code judge (one Firejail per submission, under a Pebble timeout; up to
+    ``code_concurrency`` submissions at once)."""
     global _code_judge
     if _code_judge is None:
         from rljudge_sandbox import CodeJudge
 
-        _code_judge = CodeJudge(max_workers=1)
+        from .settings import get_settings
+
+        _code_judge = CodeJudge(max_workers=max(1, get_settings().code_concurrency))
     return _code_judge
 
 

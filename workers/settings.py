@@ -14,6 +14,11 @@ class WorkerSettings(BaseSettings):
     #: Verdict cache on/off (off only for benchmarks that measure its effect).
     cache_enabled: bool = True
     cache_ttl_s: int = 24 * 3600
+    #: Judge identical inputs inside a chunk once (off only for benchmarks that measure its effect).
+    dedup_enabled: bool = True
+    #: Code submissions of one chunk judged at once by a worker (one jail each): overlaps one jail's
+    #: start-up and I/O waits with another's run.
+    code_concurrency: int = 2
     #: A chunk whose worker stopped refreshing its lease this long ago is re-queued.
     lease_ttl_s: int = 15
 

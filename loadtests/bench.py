@@ -1,0 +1,819 @@
+"""The benchmark suite of issue 8: rljudge against the baselines a user would run instead, in one run.
+
+    python -m loadtests.bench [--quick] [--only math,grpo,stdio,assert,suites,sweep]
+
+Workloads (real data from ../shared/data when present, else deterministic):
+  (a) math     real Qwen2.5-Math rollouts, batches of 1, 64, 1,024, 8,192 items, verdict cache off
+               baseline: math-verify in this process's Pebble pool of as many processes as workers
+               (the same extraction and ``verify`` call, one pool task per item, as verl/Klear do);
+               also 1 worker vs 2 workers, the pool with 1 vs 2 processes, and rljudge without de-duplication
+  (b) grpo     16 rollouts per prompt, final answers repeating as in training: cache on vs cache off
+               (and vs de-duplication only)
+  (c) stdio    200 submissions x 10 stdin/stdout tests, 75/20/5 correct/wrong/crash, and with 5%
+               infinite loops; baselines one Firejail per test (coder1/Klear flags), bare subprocess
+  (d) assert   HumanEval canonical solutions + labelled CodeGen-16B completions; same baselines
+  (e) suites   CodeContests problems with 100+ tests, registered once, 16 rollouts each; compared
+               with the same suites sent inline, and with the baselines per test (on a subset)
+  sweep        HTTP load: 1 -> 64 concurrent clients, each posting 8-item math batches in a loop
+               (an async httpx driver: the equivalent of a locust run, without a locust dependency)
+
+Every measurement records wall time, items/s, tests/s, p50/p95/p99 latency and CPU seconds per
+item (user+system of this process's whole tree: client, gateway, Redis, workers, jails, pools,
+measured with psutil across the run). Writes loadtests/results/bench.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import gzip
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import psutil
+from redis import Redis
+
+from rljudge import JudgeClient
+
+from .bench_code import CORRECT, CRASH, LOOP, WRONG, firejail_cmd
+from .common import RESULTS, SHARED, machine, math_pairs, percentiles, running_stack
+
+WORKERS = 2
+
+
+# ---------------------------------------------------------------------------------------------- measuring
+
+
+def tree_cpu_s() -> float:
+    """User+system CPU seconds of this process and every descendant (live ones, plus the reaped
+    children each of them has waited for)."""
+    me = psutil.Process()
+    total = 0.0
+    for proc in [me, *me.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+class Measure:
+    """Wall and whole-tree CPU time of a block, plus latency samples."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    def __enter__(self) -> Measure:
+        self.cpu0, self.t0 = tree_cpu_s(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self.t0
+        self.cpu_s = tree_cpu_s() - self.cpu0
+
+
+def row(workload: str, judge: str, m: Measure, items: int, tests: int | None = None, **extra: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "workload": workload,
+        "judge": judge,
+        "items": items,
+        "tests": tests if tests is not None else items,
+        "seconds": round(m.seconds, 3),
+        "items_per_s": items / m.seconds,
+        "tests_per_s": (tests if tests is not None else items) / m.seconds,
+        "cpu_s_per_item": m.cpu_s / items,
+        **(percentiles(m.samples) if m.samples else {}),
+        **extra,
+    }
+    print(
+        f"  {workload:34s} {judge:34s} {out['items_per_s']:9.2f} items/s {out['tests_per_s']:9.1f} tests/s"
+        f"  cpu/item {out['cpu_s_per_item'] * 1000:7.2f} ms"
+        + (f"  p50 {out['p50_ms']:.1f} p99 {out['p99_ms']:.1f} ms" if m.samples else ""),
+        flush=True,
+    )
+    return out
+
+
+def flush_cache(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    keys = list(redis.scan_iter(match="rljudge:cache:*", count=1000))
+    for start in range(0, len(keys), 1000):
+        redis.delete(*keys[start : start + 1000])
+    redis.close()
+
+
+# ---------------------------------------------------------------------------------------------- (a) math
+
+
+def math_items(count: int, offset: int = 0) -> list[dict[str, Any]]:
+    pairs = math_pairs()
+    return [
+        {"kind": "math", "response": pairs[(offset + i) % len(pairs)][0], "gold": pairs[(offset + i) % len(pairs)][1]}
+        for i in range(count)
+    ]
+
+
+def _pool_verify(response: str, gold: str) -> str:
+    from rljudge_workers import math_judge
+
+    try:
+        return math_judge.verify_answer(math_judge.answer_source(response, True), math_judge.gold_source(gold))[
+            "verdict"
+        ]
+    except ValueError:
+        return "invalid_item"
+
+
+def _pool_init() -> None:
+    from rljudge_workers import math_judge
+
+    math_judge.preload()
+
+
+@contextlib.contextmanager
+def math_pool(processes: int) -> Iterator[Any]:
+    from pebble import ProcessPool
+
+    pool = ProcessPool(max_workers=processes, initializer=_pool_init, context=multiprocessing.get_context("fork"))
+    try:
+        yield pool
+    finally:
+        pool.stop()
+        pool.join()
+
+
+def pool_batch(pool: Any, items: list[dict[str, Any]]) -> list[str]:
+    futures = [pool.schedule(_pool_verify, args=(it["response"], it["gold"]), timeout=5) for it in items]
+    wait_futures(futures)
+    out = []
+    for f in futures:
+        try:
+            out.append(f.result())
+        except Exception:
+            out.append("time_limit")
+    return out
+
+
+async def service_batches(url: str, batches: list[list[dict[str, Any]]], m: Measure) -> list[Any]:
+    results: list[Any] = []
+    async with JudgeClient(url, batch_size=10_000, max_concurrency=1) as client:
+        for batch in batches:
+            started = time.perf_counter()
+            out = await client.judge(batch, deadline_s=3600)
+            m.samples.append(time.perf_counter() - started)
+            assert all(r.status == "scored" for r in out), {r.status for r in out}
+            results.extend(out)
+    return results
+
+
+async def one_item_latency(url: str, requests: int) -> Measure:
+    m = Measure()
+    async with JudgeClient(url) as client:
+        for i in range(requests + 20):
+            if i == 20:
+                m.__enter__()
+            item = {"kind": "math", "response": f"so \\boxed{{{i}}} % {os.urandom(8).hex()}", "gold": str(i)}
+            started = time.perf_counter()
+            result = (await client.judge([item]))[0]
+            if i >= 20:  # warm-up excluded
+                m.samples.append(time.perf_counter() - started)
+            assert result.status == "scored", result
+    m.__exit__()
+    return m
+
+
+def bench_math(quick: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    sizes = [(64, 5), (1024, 2), (2048, 1)] if quick else [(64, 20), (1024, 3), (8192, 1)]
+    big = 1024
+    info: dict[str, Any] = {}
+    warm = math_items(64, offset=400)
+    with running_stack(workers=WORKERS, RLJUDGE_CACHE_ENABLED="false") as stack:
+        asyncio.run(service_batches(stack.url, [warm], Measure()))
+        m = asyncio.run(one_item_latency(stack.url, 100 if quick else 300))
+        rows.append(row("(a) math, 1-item batch (idle)", f"rljudge {WORKERS} workers", m, len(m.samples)))
+        for size, rounds in sizes:
+            with Measure() as m:
+                asyncio.run(service_batches(stack.url, [math_items(size, offset=r * 97) for r in range(rounds)], m))
+            rows.append(row(f"(a) math, batch {size}", f"rljudge {WORKERS} workers", m, size * rounds))
+    with running_stack(workers=1, RLJUDGE_CACHE_ENABLED="false") as stack:
+        asyncio.run(service_batches(stack.url, [warm], Measure()))
+        for size, rounds in sizes[1:]:
+            with Measure() as m:
+                asyncio.run(service_batches(stack.url, [math_items(size, offset=r * 97) for r in range(rounds)], m))
+            rows.append(row(f"(a) math, batch {size}", "rljudge 1 worker", m, size * rounds))
+    # the same, judging every item (no de-duplication of identical answers inside a chunk): the plumbing alone
+    with running_stack(workers=WORKERS, RLJUDGE_CACHE_ENABLED="false", RLJUDGE_DEDUP_ENABLED="false") as stack:
+        asyncio.run(service_batches(stack.url, [warm], Measure()))
+        size, rounds = sizes[1]
+        with Measure() as m:
+            asyncio.run(service_batches(stack.url, [math_items(size, offset=r * 97) for r in range(rounds)], m))
+        rows.append(row(f"(a) math, batch {size}", f"rljudge {WORKERS} workers, no dedup", m, size * rounds))
+    for procs in (WORKERS, 1):
+        with math_pool(procs) as pool:
+            pool_batch(pool, warm)
+            for size, rounds in sizes if procs == WORKERS else sizes[1:]:
+                with Measure() as m:
+                    for r in range(rounds):
+                        started = time.perf_counter()
+                        pool_batch(pool, math_items(size, offset=r * 97))
+                        m.samples.append(time.perf_counter() - started)
+                name = f"math-verify Pebble pool x{procs}"
+                rows.append(row(f"(a) math, batch {size}", name, m, size * rounds))
+            if procs == WORKERS:
+                with Measure() as m:
+                    for i in range(100 if quick else 300):
+                        started = time.perf_counter()
+                        pool_batch(pool, [{"response": f"so \\boxed{{{i}}}", "gold": str(i)}])
+                        m.samples.append(time.perf_counter() - started)
+                rows.append(
+                    row("(a) math, 1-item batch (idle)", f"math-verify Pebble pool x{procs}", m, len(m.samples))
+                )
+    info["big_batch"] = big
+    return info
+
+
+# ---------------------------------------------------------------------------------------------- (b) GRPO
+
+
+def grpo_items(prompts: int, rollouts: int = 16, salt: int = 0) -> list[dict[str, Any]]:
+    """``prompts`` groups of ``rollouts`` rollouts each (contiguous, as trainers send them). Each
+    rollout is a distinct text; its final answer is one of the prompt's 8 real sampled answers."""
+    path = SHARED / "qwen25math_math_cot_100_labelled.jsonl"
+    if path.exists():
+        rows = [json.loads(line) for line in path.open()]
+        groups = [(row["gt"], row["code"]) for row in rows]
+    else:
+        pairs = math_pairs()
+        groups = [(pairs[i][1], [p[0] for p in pairs[i : i + 8]]) for i in range(0, len(pairs), 8)]
+    items = []
+    for p in range(prompts):
+        gold, responses = groups[p % len(groups)]
+        for k in range(rollouts):
+            text = f"Rollout {salt}.{p}.{k}: let us think step by step.\n" + responses[(k * 5) % len(responses)]
+            items.append({"kind": "math", "response": text, "gold": gold})
+    return items
+
+
+def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
+    prompts, rounds = (32, 2) if quick else (64, 3)
+    configs = [
+        ("rljudge, cache on", {}),
+        ("rljudge, cache off (dedup only)", {"RLJUDGE_CACHE_ENABLED": "false"}),
+        ("rljudge, cache off, no dedup", {"RLJUDGE_CACHE_ENABLED": "false", "RLJUDGE_DEDUP_ENABLED": "false"}),
+    ]
+    for name, env in configs:
+        with running_stack(workers=WORKERS, **env) as stack:
+            asyncio.run(service_batches(stack.url, [math_items(64, offset=400)], Measure()))
+            flush_cache(stack.redis_url or "")
+            m = Measure()
+            results: list[Any] = []
+            for r in range(rounds):  # each round starts with an empty verdict cache (a new step's prompts)
+                batch = grpo_items(prompts, salt=r)
+                with Measure() as one:
+                    results += asyncio.run(service_batches(stack.url, [batch], one))
+                m.samples += one.samples
+                m.seconds = getattr(m, "seconds", 0.0) + one.seconds
+                m.cpu_s = getattr(m, "cpu_s", 0.0) + one.cpu_s
+                flush_cache(stack.redis_url or "")
+            shared = sum(1 for r in results if r.cached)
+            rows.append(row(f"(b) GRPO groups, {prompts}x16", name, m, prompts * 16 * rounds, shared_verdicts=shared))
+
+
+# ---------------------------------------------------------------------------------------------- code
+
+
+def per_submission(
+    subs: list[tuple[str, list[tuple[str, str]]]], timeout_s: float, jailed: bool, m: Measure
+) -> tuple[int, int]:
+    """One (Firejail | bare) process per test; WORKERS submissions at a time, each's tests in turn."""
+
+    def one_test(program: str, stdin: str, expected: str) -> bool:
+        argv = firejail_cmd(program) if jailed else ["/usr/bin/python3", "-I", "-S", "-c", program]
+        try:
+            done = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return False
+        if expected is None:
+            return done.returncode == 0
+        return done.returncode == 0 and done.stdout.rstrip() == expected.rstrip()
+
+    def one(sub: tuple[str, list[tuple[str, str]]]) -> tuple[int, float]:
+        started = time.perf_counter()
+        passed = sum(one_test(sub[0], i, o) for i, o in sub[1])
+        return passed, time.perf_counter() - started
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        out = list(pool.map(one, subs))
+    m.samples += [t for _, t in out]
+    return sum(p for p, _ in out), sum(1 for p, _ in out if p == 0)
+
+
+async def service_code(url: str, items: list[dict[str, Any]], m: Measure) -> list[Any]:
+    async with JudgeClient(url, batch_size=10_000, max_concurrency=1) as client:
+        results = await client.judge(items, reward_scheme="fraction", deadline_s=3600)
+    assert all(r.status == "scored" for r in results), {(r.status, r.detail) for r in results if r.status != "scored"}
+    m.samples += [r.elapsed_ms / 1000.0 for r in results]
+    return results
+
+
+def stdio_subs(submissions: int, tests: int, with_loops: bool) -> list[tuple[str, list[tuple[str, str]]]]:
+    kinds = (
+        ["correct"] * 70 + ["wrong"] * 20 + ["loop"] * 5 + ["crash"] * 5
+        if with_loops
+        else ["correct"] * 75 + ["wrong"] * 20 + ["crash"] * 5
+    )
+    programs = {"correct": CORRECT, "wrong": WRONG, "loop": LOOP, "crash": CRASH}
+    out = []
+    for s in range(submissions):
+        kind = kinds[(s * 37) % len(kinds)]
+        cases = []
+        for t in range(tests):
+            nums = [s + t, t + 1, 3 * t + 2]
+            cases.append((" ".join(map(str, nums)) + "\n", f"{sum(nums)}\n"))
+        out.append((programs[kind] + f"# submission {s}\n", cases))
+    return out
+
+
+def run_code_trio(
+    workload: str,
+    subs: list[tuple[str, list[tuple[str, str]]]],
+    items: list[dict[str, Any]],
+    timeout_s: float,
+    rows: list[dict[str, Any]],
+    baseline_subs: list[tuple[str, list[tuple[str, str]]]] | None = None,
+    **stack_env: str,
+) -> None:
+    n_tests = sum(len(c) for _, c in subs)
+    with running_stack(workers=WORKERS, RLJUDGE_CACHE_ENABLED="false", **stack_env) as stack:
+        asyncio.run(service_code(stack.url, items[:2], Measure()))  # warm the workers' pools
+        with Measure() as m:
+            results = asyncio.run(service_code(stack.url, items, m))
+    rows.append(
+        row(workload, f"rljudge {WORKERS} workers", m, len(items), n_tests, passed=sum(r.passed or 0 for r in results))
+    )
+    base = baseline_subs or subs
+    base_tests = sum(len(c) for _, c in base)
+    for jailed, name in ((True, "one Firejail per test"), (False, "bare subprocess per test")):
+        with Measure() as m:
+            passed, _ = per_submission(base, timeout_s, jailed, m)
+        rows.append(row(workload, name, m, len(base), base_tests, passed=passed))
+
+
+def bench_stdio(quick: bool, rows: list[dict[str, Any]]) -> None:
+    submissions, tests, time_s = (60, 10, 1.0) if quick else (200, 10, 1.0)
+    for label, loops in (("no time-outs", False), ("5% infinite loops", True)):
+        subs = stdio_subs(submissions, tests, loops)
+        items = [
+            {
+                "kind": "code",
+                "code": program,
+                "tests": {"type": "stdio", "cases": [{"input": i, "output": o} for i, o in cases]},
+                "limits": {"time_s": time_s},
+            }
+            for program, cases in subs
+        ]
+        run_code_trio(f"(c) stdio {submissions}x{tests}, {label}", subs, items, time_s, rows)
+
+
+def humaneval_subs(quick: bool) -> tuple[list[tuple[str, list[tuple[str, Any]]]], list[dict[str, Any]], int]:
+    """(baseline programs with their one test each, rljudge items, labelled passes expected)."""
+    path = SHARED / "HumanEval.jsonl.gz"
+    tasks = {t["task_id"]: t for t in map(json.loads, gzip.open(path, "rt"))}
+    per_task = 1 if quick else 2
+    entries: list[tuple[dict[str, Any], str, bool | None]] = [
+        (t, t["canonical_solution"], True) for t in tasks.values()
+    ]
+    labelled = SHARED / "humaneval_codegen16b_10per_task_labelled.jsonl"
+    for rec in map(json.loads, labelled.open()):
+        if rec["sample_idx"] < per_task:
+            entries.append((tasks[rec["task_id"]], rec["completion"], bool(rec["passed"])))
+    if quick:
+        entries = entries[::2]
+    subs, items = [], []
+    for task, body, _ in entries:
+        program = task["prompt"] + body
+        check = f"{task['test']}\ncheck({task['entry_point']})\n"
+        subs.append((program + "\n" + check, [("", None)]))
+        items.append(
+            {
+                "kind": "code",
+                "code": program,
+                "tests": {"type": "assert", "test": task["test"], "entry_point": task["entry_point"]},
+                "limits": {"time_s": 3.0},
+            }
+        )
+    return subs, items, sum(1 for _, _, ok in entries if ok)
+
+
+def bench_assert(quick: bool, rows: list[dict[str, Any]]) -> None:
+    if not (SHARED / "HumanEval.jsonl.gz").exists():
+        print("  (d) skipped: ../shared/data/HumanEval.jsonl.gz is missing")
+        return
+    subs, items, labelled = humaneval_subs(quick)
+    run_code_trio(f"(d) HumanEval assert, {len(items)} subs", subs, items, 3.0, rows)
+    rows[-3]["labelled_passes"] = labelled
+
+
+SUITE_PROGRAMS = [
+    "import sys\ndata = sys.stdin.read().split()\nprint(len(data))\n",
+    "import sys\nlines = sys.stdin.read().splitlines()\nprint(lines[0] if lines else '')\n",
+    "import sys\nnums = [t for t in sys.stdin.read().split() if t.lstrip('-').isdigit()]\nprint(sum(map(int, nums)))\n",
+    "import sys\nfirst = sys.stdin.readline()\nprint('YES' if len(first) % 2 else 'NO')\n",
+]
+
+
+def bench_suites(quick: bool, rows: list[dict[str, Any]]) -> None:
+    path = SHARED / "code_contests_sandboxfusion_20.jsonl"
+    if not path.exists():
+        print("  (e) skipped: ../shared/data/code_contests_sandboxfusion_20.jsonl is missing")
+        return
+    problems = []
+    for line in path.open():
+        rec = json.loads(line)
+        tests = json.loads(rec["test"]) if isinstance(rec["test"], str) else rec["test"]
+        if len(tests) >= 100:
+            problems.append([(t["input"]["stdin"], t["output"]["stdout"]) for t in tests])
+    problems = problems[: 2 if quick else 4]
+    rollouts = 4 if quick else 16
+    subs, ref_items, inline_items = [], [], []
+    for p, cases in enumerate(problems):
+        suite = {"type": "stdio", "cases": [{"input": i, "output": o} for i, o in cases]}
+        for k in range(rollouts):
+            program = SUITE_PROGRAMS[k % len(SUITE_PROGRAMS)] + f"# rollout {k}\n"
+            subs.append((program, cases))
+            common = {"kind": "code", "code": program, "limits": {"time_s": 1.0}}
+            ref_items.append({**common, "problem": f"bench-cc-{p}"})
+            inline_items.append({**common, "tests": suite})
+    n_tests = sum(len(c) for _, c in subs)
+    label = f"(e) {len(problems)} suites x{rollouts} rollouts"
+    with running_stack(workers=WORKERS, RLJUDGE_CACHE_ENABLED="false") as stack:
+        with httpx.Client(base_url=stack.url, timeout=60) as http:
+            for p, cases in enumerate(problems):
+                suite = {"type": "stdio", "cases": [{"input": i, "output": o} for i, o in cases]}
+                http.put(f"/v1/problems/bench-cc-{p}", json={"tests": suite}).raise_for_status()
+        asyncio.run(service_code(stack.url, ref_items[:2], Measure()))
+        for name, items in (("rljudge, problems registered", ref_items), ("rljudge, suites inline", inline_items)):
+            body = len(orjson.dumps({"items": items}))
+            with Measure() as m:
+                results = asyncio.run(service_code(stack.url, items, m))
+            rows.append(
+                row(label, name, m, len(items), n_tests, request_bytes=body, passed=sum(r.passed or 0 for r in results))
+            )
+    # baselines on one rollout per problem (a process per test: all of them would take too long)
+    base = [subs[p * rollouts] for p in range(len(problems))]
+    base_tests = sum(len(c) for _, c in base)
+    for jailed, name in ((True, "one Firejail per test (subset)"), (False, "bare subprocess per test (subset)")):
+        with Measure() as m:
+            passed, _ = per_submission(base, 1.0, jailed, m)
+        rows.append(row(label, name, m, len(base), base_tests, passed=passed))
+
+
+# ---------------------------------------------------------------------------------------------- sweep
+
+
+async def sweep_level(url: str, clients: int, duration_s: float, items_per_request: int) -> dict[str, Any]:
+    pairs = math_pairs()
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + duration_s
+    counter = iter(range(10**9))
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop_at:
+            n = next(counter)
+            batch = [
+                {
+                    "kind": "math",
+                    "response": pairs[(n * 13 + j * 101) % len(pairs)][0],
+                    "gold": pairs[(n * 13 + j * 101) % len(pairs)][1],
+                }
+                for j in range(items_per_request)
+            ]
+            body = orjson.dumps({"items": batch})
+            started = time.perf_counter()
+            try:
+                resp = await http.post("/v1/judge", content=body, headers={"content-type": "application/json"})
+                resp.raise_for_status()
+                latencies.append(time.perf_counter() - started)
+            except httpx.HTTPError:
+                errors += 1
+
+    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+        with Measure() as m:
+            await asyncio.gather(*(client(http) for _ in range(clients)))
+    requests = len(latencies)
+    return {
+        "clients": clients,
+        "requests": requests,
+        "errors": errors,
+        "requests_per_s": requests / m.seconds,
+        "items_per_s": requests * items_per_request / m.seconds,
+        "cpu_s_per_item": m.cpu_s / max(1, requests * items_per_request),
+        **percentiles(latencies or [0.0]),
+    }
+
+
+def bench_sweep(quick: bool) -> list[dict[str, Any]]:
+    levels = [1, 4, 16, 64] if quick else [1, 2, 4, 8, 16, 32, 64]
+    duration = 3.0 if quick else 6.0
+    out = []
+    with running_stack(workers=WORKERS, RLJUDGE_CACHE_ENABLED="false") as stack:
+        asyncio.run(sweep_level(stack.url, 4, 1.0, 8))  # warm-up
+        for clients in levels:
+            level = asyncio.run(sweep_level(stack.url, clients, duration, 8))
+            print(
+                f"  sweep {clients:3d} clients: {level['items_per_s']:7.1f} items/s  p50 {level['p50_ms']:.1f}"
+                f"  p95 {level['p95_ms']:.1f}  p99 {level['p99_ms']:.1f} ms  errors {level['errors']}",
+                flush=True,
+            )
+            out.append(level)
+    return out
+
+
+def plot(sweep: list[dict[str, Any]], path: Path) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    x = [s["clients"] for s in sweep]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    ax1.plot(x, [s["items_per_s"] for s in sweep], "o-")
+    ax1.set_xscale("log", base=2)
+    ax1.set_xlabel("concurrent clients (8-item math batches)")
+    ax1.set_ylabel("items/s")
+    ax1.set_title("throughput")
+    ax1.grid(alpha=0.3)
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        ax2.plot(x, [s[key] for s in sweep], "o-", label=key.replace("_ms", ""))
+    ax2.set_xscale("log", base=2)
+    ax2.set_yscale("log")
+    ax2.set_xlabel("concurrent clients")
+    ax2.set_ylabel("request latency (ms)")
+    ax2.set_title("latency")
+    ax2.legend()
+    ax2.grid(alpha=0.3)
+    fig.suptitle(f"rljudge, {WORKERS} workers, {os.cpu_count()} CPUs, verdict cache off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def find(rows: list[dict[str, Any]], workload_prefix: str, judge_prefix: str) -> dict[str, Any] | None:
+    for r in rows:
+        if r["workload"].startswith(workload_prefix) and r["judge"].startswith(judge_prefix):
+            return r
+    return None
+
+
+def add_ratios(rows: list[dict[str, Any]]) -> None:
+    """Each rljudge row gets its items/s ratio to every baseline row of the same workload."""
+    for r in rows:
+        if not r["judge"].startswith("rljudge"):
+            continue
+        ratios = {}
+        for b in rows:
+            if b["workload"] == r["workload"] and not b["judge"].startswith("rljudge"):
+                key = "tests_per_s" if "subset" in b["judge"] else "items_per_s"
+                ratios[b["judge"]] = r[key] / b[key]
+        if r["workload"].startswith("(b)"):
+            base = find(rows, r["workload"], "rljudge, cache off, no dedup")
+            if base is not None and base is not r:
+                ratios["rljudge, cache off, no dedup"] = r["items_per_s"] / base["items_per_s"]
+        r["ratios"] = ratios
+
+
+def targets(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+
+    def ratio(
+        name: str,
+        need: float,
+        num: dict[str, Any] | None,
+        den: dict[str, Any] | None,
+        key: str = "items_per_s",
+        note: str = "",
+    ) -> None:
+        if num is None or den is None:
+            out.append({"target": name, "required": need, "measured": None, "met": False, "note": "not measured"})
+            return
+        value = num[key] / den[key]
+        out.append({"target": name, "required": need, "measured": value, "met": value >= need, "note": note})
+
+    ratio(
+        "code assert-style (HumanEval) >= 2 x one Firejail per test",
+        2.0,
+        find(rows, "(d)", "rljudge"),
+        find(rows, "(d)", "one Firejail"),
+    )
+    big = "(a) math, batch 1024"
+    pool2 = find(rows, big, f"math-verify Pebble pool x{WORKERS}")
+    nodedup = find(rows, big, f"rljudge {WORKERS} workers, no dedup")
+    ratio(
+        "math, batches of 1,024 >= 0.8 x in-process Pebble pool",
+        0.8,
+        find(rows, big, f"rljudge {WORKERS}"),
+        pool2,
+        note=(
+            f"identical answers in a chunk judged once, as rljudge does; judging every item: "
+            f"{nodedup['items_per_s'] / pool2['items_per_s']:.2f} x"
+            if nodedup and pool2
+            else ""
+        ),
+    )
+    ratio(
+        "GRPO groups >= 3 x verdict cache disabled (no cache, no dedup)",
+        3.0,
+        find(rows, "(b)", "rljudge, cache on"),
+        find(rows, "(b)", "rljudge, cache off, no dedup"),
+    )
+    no_to = [r for r in rows if r["workload"].startswith("(c)") and "no time-outs" in r["workload"]]
+    loops = [r for r in rows if r["workload"].startswith("(c)") and "loops" in r["workload"]]
+
+    def pick(group: list[dict[str, Any]], judge: str) -> dict[str, Any] | None:
+        return next((r for r in group if r["judge"].startswith(judge)), None)
+
+    ratio("stdio, no time-outs >= 3 x one Firejail per test", 3.0, pick(no_to, "rljudge"), pick(no_to, "one Firejail"))
+    ratio("stdio, no time-outs >= 0.5 x bare subprocess floor", 0.5, pick(no_to, "rljudge"), pick(no_to, "bare"))
+    ratio(
+        "stdio, 5% infinite loops >= 0.9 x bare subprocess floor",
+        0.9,
+        pick(loops, "rljudge"),
+        pick(loops, "bare"),
+        note="loops burn their CPU limit on every test in every judge: the physical bound",
+    )
+    lat = find(rows, "(a) math, 1-item", "rljudge")
+    if lat is not None:
+        out.append(
+            {
+                "target": "one-item math batch, idle: p50 <= 10 ms",
+                "required": 10.0,
+                "measured": lat["p50_ms"],
+                "met": lat["p50_ms"] <= 10.0,
+                "unit": "ms",
+                "note": "",
+            }
+        )
+        out.append(
+            {
+                "target": "one-item math batch, idle: p99 <= 50 ms",
+                "required": 50.0,
+                "measured": lat["p99_ms"],
+                "met": lat["p99_ms"] <= 50.0,
+                "unit": "ms",
+                "note": "",
+            }
+        )
+    for size in (1024, 2048 if quick else 8192):
+        workload = f"(a) math, batch {size}"
+        two, one = find(rows, workload, f"rljudge {WORKERS}"), find(rows, workload, "rljudge 1")
+        p2, p1 = (
+            find(rows, workload, f"math-verify Pebble pool x{WORKERS}"),
+            find(rows, workload, "math-verify Pebble pool x1"),
+        )
+        notes = []
+        if one is not None:
+            # cores the whole 1-worker stack kept busy (client, gateway, Redis, worker, pool process):
+            # with 2 cores in all, 2 workers can at best reach 2 / that
+            busy = one["cpu_s_per_item"] * one["items_per_s"]
+            notes.append(
+                f"the 1-worker run already kept {busy:.2f} of {os.cpu_count()} cores busy: "
+                f"ceiling {(os.cpu_count() or 1) / busy:.2f} x"
+            )
+        if p2 and p1:
+            notes.append(
+                f"the bare Pebble pool scales {p2['items_per_s'] / p1['items_per_s']:.2f} x from 1 to 2 processes"
+            )
+        ratio(f"2 workers vs 1 worker, math batches of {size:,} >= 1.7 x", 1.7, two, one, note="; ".join(notes))
+    return out
+
+
+def fmt(value: Any, digits: int = 1) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def markdown(payload: dict[str, Any]) -> str:
+    rows, tgts, sweep = payload["rows"], payload["targets"], payload["sweep"]
+    lines = [
+        "# rljudge benchmark",
+        "",
+        f"`{payload['command']}` — {payload['when']}; {payload['machine']['cpus']} CPUs "
+        f"({payload['machine']['platform']}, Python {payload['machine']['python']}), {WORKERS} workers; "
+        f"took {payload['seconds']:.0f} s. CPU s/item: user+system of the whole process tree (client, gateway, "
+        "Redis, workers, pools, jails) over the run. Latency: per request for 1-item and sweep rows, per batch "
+        "for math/GRPO batch rows, per submission (judging time) for code rows.",
+        "",
+        "## Targets",
+        "",
+        "| target | required | measured | met |",
+        "|---|---|---|---|",
+    ]
+    for t in tgts:
+        unit = t.get("unit", "x")
+        measured = "not measured" if t["measured"] is None else f"{t['measured']:.2f} {unit}"
+        note = f" ({t['note']})" if t.get("note") else ""
+        lines.append(f"| {t['target']}{note} | {t['required']:g} {unit} | {measured} | {'yes' if t['met'] else 'NO'} |")
+    lines += [
+        "",
+        "## Workloads",
+        "",
+        "| workload | judge | items | tests | items/s | tests/s | p50 ms | p95 ms | p99 ms | CPU s/item"
+        " | ratio to baselines |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        ratios = "; ".join(f"{v:.2f} x {k}" for k, v in r.get("ratios", {}).items())
+        lines.append(
+            f"| {r['workload']} | {r['judge']} | {r['items']} | {r['tests']} | {fmt(r['items_per_s'], 2)} | "
+            f"{fmt(r['tests_per_s'])} | {fmt(r.get('p50_ms'))} | {fmt(r.get('p95_ms'))} | {fmt(r.get('p99_ms'))} | "
+            f"{fmt(r['cpu_s_per_item'], 4)} | {ratios} |"
+        )
+    if sweep:
+        lines += [
+            "",
+            "## HTTP load sweep (8-item math batches, verdict cache off)",
+            "",
+            "| clients | requests/s | items/s | p50 ms | p95 ms | p99 ms | CPU s/item | errors |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for s in sweep:
+            lines.append(
+                f"| {s['clients']} | {s['requests_per_s']:.1f} | {s['items_per_s']:.1f} | {s['p50_ms']:.1f} | "
+                f"{s['p95_ms']:.1f} | {s['p99_ms']:.1f} | {s['cpu_s_per_item']:.4f} | {s['errors']} |"
+            )
+        lines += ["", "![throughput and latency against load](bench.png)"]
+    return "\n".join(lines) + "\n"
+
+
+SECTIONS: dict[str, Callable[[bool, list[dict[str, Any]]], Any]] = {
+    "math": bench_math,
+    "grpo": bench_grpo,
+    "stdio": bench_stdio,
+    "assert": bench_assert,
+    "suites": bench_suites,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller workloads (a few minutes)")
+    parser.add_argument("--only", default="", help="comma-separated sections: " + ",".join([*SECTIONS, "sweep"]))
+    parser.add_argument("--out", default=str(RESULTS), help="results folder")
+    args = parser.parse_args()
+    only = {s for s in args.only.split(",") if s}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    rows: list[dict[str, Any]] = []
+    for name, fn in SECTIONS.items():
+        if not only or name in only:
+            print(f"== {name}", flush=True)
+            fn(args.quick, rows)
+    sweep: list[dict[str, Any]] = []
+    if not only or "sweep" in only:
+        print("== sweep", flush=True)
+        sweep = bench_sweep(args.quick)
+    add_ratios(rows)
+    payload = {
+        "benchmark": "bench",
+        "command": "python -m loadtests.bench"
+        + (" --quick" if args.quick else "")
+        + (f" --only {args.only}" if only else ""),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {**machine(), "load_avg_at_end": os.getloadavg()},
+        "workers": WORKERS,
+        "quick": args.quick,
+        "seconds": time.perf_counter() - started,
+        "rows": rows,
+        "targets": targets(rows, args.quick),
+        "sweep": sweep,
+    }
+    (out / "bench.json").write_text(json.dumps(payload, indent=2) + "\n")
+    if sweep:
+        plot(sweep, out / "bench.png")
+    md = markdown(payload)
+    (out / "bench.md").write_text(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Before/after: the same workloads against the server code of a git revision and of the working tree.
+
+    python -m loadtests.bench_ab [--ref HEAD] [--rounds 2]
+
+The revision's ``service/``, ``workers/`` and ``sandbox/`` are extracted to a temporary folder and
+put first on the stack's ``PYTHONPATH`` (as ``rljudge_service`` etc.), so both run in this
+invocation on the same machine, alternating ``rounds`` times (noise hits both alike). Reports the
+median of the rounds. Writes loadtests/results/bench_ab.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from . import bench
+from .common import RESULTS, ROOT, machine, running_stack
+
+PACKAGES = {"rljudge_service": "service", "rljudge_workers": "workers", "rljudge_sandbox": "sandbox"}
+
+
+def extract(ref: str, into: Path) -> Path:
+    tree = into / "tree"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", ref, *PACKAGES.values()], check=True, capture_output=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    paths = into / "path"
+    paths.mkdir()
+    for package, folder in PACKAGES.items():
+        (paths / package).symlink_to(tree / folder)
+    return paths
+
+
+def measure(env: dict[str, str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    with running_stack(workers=bench.WORKERS, RLJUDGE_CACHE_ENABLED="false", **env) as stack:
+        asyncio.run(bench.service_batches(stack.url, [bench.math_items(64, offset=400)], bench.Measure()))
+        m = asyncio.run(bench.one_item_latency(stack.url, 200))
+        lat = bench.percentiles(m.samples)
+        out["1-item p50 ms"], out["1-item p99 ms"] = lat["p50_ms"], lat["p99_ms"]
+        with bench.Measure() as m:
+            asyncio.run(bench.service_batches(stack.url, [bench.math_items(1024, offset=r * 97) for r in range(3)], m))
+        out["math 1024 items/s (2 workers)"] = 3 * 1024 / m.seconds
+        out["math CPU ms/item"] = m.cpu_s / (3 * 1024) * 1000
+        subs, items, _ = bench.humaneval_subs(True)
+        with bench.Measure() as m:
+            asyncio.run(bench.service_code(stack.url, items, m))
+        out["HumanEval subs/s"] = len(items) / m.seconds
+        subs = bench.stdio_subs(60, 10, False)
+        items = [
+            {
+                "kind": "code",
+                "code": program,
+                "tests": {"type": "stdio", "cases": [{"input": i, "output": o} for i, o in cases]},
+                "limits": {"time_s": 1.0},
+            }
+            for program, cases in subs
+        ]
+        with bench.Measure() as m:
+            asyncio.run(bench.service_code(stack.url, items, m))
+        out["stdio 10-test subs/s"] = len(items) / m.seconds
+    with running_stack(workers=1, RLJUDGE_CACHE_ENABLED="false", **env) as stack:
+        asyncio.run(bench.service_batches(stack.url, [bench.math_items(64, offset=400)], bench.Measure()))
+        with bench.Measure() as m:
+            asyncio.run(bench.service_batches(stack.url, [bench.math_items(1024, offset=r * 97) for r in range(3)], m))
+        out["math 1024 items/s (1 worker)"] = 3 * 1024 / m.seconds
+    out["2 vs 1 worker"] = out["math 1024 items/s (2 workers)"] / out["math 1024 items/s (1 worker)"]
+    with running_stack(workers=bench.WORKERS, **env) as stack:
+        asyncio.run(bench.service_batches(stack.url, [bench.math_items(64, offset=400)], bench.Measure()))
+        bench.flush_cache(stack.redis_url or "")
+        with bench.Measure() as m:
+            asyncio.run(bench.service_batches(stack.url, [bench.grpo_items(64)], m))
+        out["GRPO 64x16 cache on items/s"] = 1024 / m.seconds
+    for key, value in out.items():
+        print(f"    {key:34s} {value:9.2f}", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--ref", default="HEAD")
+    parser.add_argument("--rounds", type=int, default=2)
+    args = parser.parse_args()
+    runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+    with tempfile.TemporaryDirectory(prefix="rljudge-ab-") as tmp:
+        before_path = extract(args.ref, Path(tmp))
+        for r in range(args.rounds):
+            for name, env in (("before", {"PYTHONPATH": str(before_path)}), ("after", {})):
+                print(f"== round {r + 1}: {name}", flush=True)
+                runs[name].append(measure(env))
+    median = {name: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for name, rs in runs.items()}
+    lines = [
+        f"# before ({args.ref}) / after (working tree)",
+        "",
+        f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}, {machine()['cpus']} CPUs, median of {args.rounds}"
+        " alternating rounds",
+        "",
+        "| measure | before | after | after / before |",
+        "|---|---|---|---|",
+    ]
+    for key in median["before"]:
+        b, a = median["before"][key], median["after"][key]
+        lines.append(f"| {key} | {b:.2f} | {a:.2f} | {a / b:.2f} |")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bench_ab.json").write_text(json.dumps({"ref": args.ref, "runs": runs, "median": median}, indent=2))
+    (RESULTS / "bench_ab.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
