@@ -25,7 +25,8 @@ from pebble import ProcessExpired
 from redis import Redis
 from rq import get_current_job
 
-from rljudge import ItemResult
+from rljudge import ItemResult, Limits
+from rljudge_sandbox import extract_program
 from rljudge_service import keys
 
 from . import lease, math_judge, pools
@@ -71,6 +72,7 @@ class ChunkJudge:
         self._pending: list[tuple[str, bytes, str, str, str, bool]] = []
         self._timings: dict[str, float] = {}
         self._cache_puts: list[tuple[str, bytes]] = []
+        self._problems: dict[str, dict[str, Any] | None] = {}
 
     # ------------------------------------------------------------------ driver
 
@@ -180,8 +182,6 @@ class ChunkJudge:
         return self._prepare_code(item)
 
     def _prepare_code(self, item: dict[str, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-        from rljudge_sandbox import extract_program
-
         program = item.get("code")
         if program is None:
             program = extract_program(item["response"], item.get("strip_think", True))
@@ -189,21 +189,25 @@ class ChunkJudge:
                 return {"verdict": "no_code", "detail": "no fenced code block in the response"}, None
         limits = item.get("limits")
         if item.get("problem") is not None:
-            stored = self.redis.get(keys.problem(item["problem"]))
-            if stored is None:
+            problem = self._problem(item["problem"])
+            if problem is None:
                 return _rejected(f"problem {item['problem']!r} is not registered (PUT /v1/problems/{{id}})"), None
-            problem = orjson.loads(stored)
             suite, suite_hash = problem["tests"], problem["hash"]
             limits = limits or problem.get("limits")
         else:
             suite = item["tests"]
             suite_hash = _digest("suite", orjson.dumps(suite, option=orjson.OPT_SORT_KEYS).decode())
-        from rljudge import Limits
-
         limits = Limits.model_validate(limits or {}).model_dump()
         mode = item.get("mode", "all")
         key = _digest("code", "sandbox", program, suite_hash, orjson.dumps(limits).decode(), mode)
         return None, {"key": key, "kind": "code", "program": program, "suite": suite, "limits": limits, "mode": mode}
+
+    def _problem(self, problem_id: str) -> dict[str, Any] | None:
+        """A registered suite, read from Redis once per chunk however many rollouts reference it."""
+        if problem_id not in self._problems:
+            stored = self.redis.get(keys.problem(problem_id))
+            self._problems[problem_id] = orjson.loads(stored) if stored is not None else None
+        return self._problems[problem_id]
 
     # ------------------------------------------------------------------ judging
 

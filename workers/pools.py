@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from typing import Any
 
 from pebble import ProcessPool
+
+from rljudge_sandbox import CodeJudge
+
+from .settings import get_settings
 
 log = logging.getLogger("rljudge.workers.pools")
 
 _math_pool: ProcessPool | None = None
-_code_judge: Any = None
+_code_judge: CodeJudge | None = None
 
 
 def _init_math_process() -> None:
@@ -38,15 +41,11 @@ def math_pool() -> ProcessPool:
     return _math_pool
 
 
-def code_judge() -> Any:
+def code_judge() -> CodeJudge:
     """This process's code judge (one Firejail per submission, under a Pebble timeout; up to
     ``code_concurrency`` submissions at once)."""
     global _code_judge
     if _code_judge is None:
-        from rljudge_sandbox import CodeJudge
-
-        from .settings import get_settings
-
         _code_judge = CodeJudge(max_workers=max(1, get_settings().code_concurrency))
     return _code_judge
 

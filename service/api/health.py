@@ -6,7 +6,7 @@ import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from redis.exceptions import RedisError
-from rq import Worker
+from rq import Queue, Worker
 
 from .. import keys, metrics
 from .deps import get_caller
@@ -48,7 +48,7 @@ async def metrics_endpoint(request: Request) -> Response:
     redis = request.app.state.redis
     pipe = redis.pipeline(transaction=False)
     for queue in keys.QUEUES:
-        pipe.llen(f"rq:queue:{queue}")
+        pipe.llen(Queue.redis_queue_namespace_prefix + queue)
     pipe.hgetall(keys.STATS)
     *depths, stats = await pipe.execute()
     workers = await anyio.to_thread.run_sync(_workers, request)
