@@ -47,7 +47,8 @@ from redis import Redis
 
 from rljudge import JudgeClient
 
-from .bench_code import CORRECT, CRASH, LOOP, WRONG, firejail_cmd
+from .bench_code import firejail_cmd
+from .bench_code import workload as stdio_workload
 from .common import RESULTS, SHARED, machine, math_pairs, percentiles, running_stack
 
 WORKERS = 2
@@ -327,24 +328,6 @@ async def service_code(url: str, items: list[dict[str, Any]], m: Measure) -> lis
     return results
 
 
-def stdio_subs(submissions: int, tests: int, with_loops: bool) -> list[tuple[str, list[tuple[str, str]]]]:
-    kinds = (
-        ["correct"] * 70 + ["wrong"] * 20 + ["loop"] * 5 + ["crash"] * 5
-        if with_loops
-        else ["correct"] * 75 + ["wrong"] * 20 + ["crash"] * 5
-    )
-    programs = {"correct": CORRECT, "wrong": WRONG, "loop": LOOP, "crash": CRASH}
-    out = []
-    for s in range(submissions):
-        kind = kinds[(s * 37) % len(kinds)]
-        cases = []
-        for t in range(tests):
-            nums = [s + t, t + 1, 3 * t + 2]
-            cases.append((" ".join(map(str, nums)) + "\n", f"{sum(nums)}\n"))
-        out.append((programs[kind] + f"# submission {s}\n", cases))
-    return out
-
-
 def run_code_trio(
     workload: str,
     subs: list[tuple[str, list[tuple[str, str]]]],
@@ -373,7 +356,7 @@ def run_code_trio(
 def bench_stdio(quick: bool, rows: list[dict[str, Any]]) -> None:
     submissions, tests, time_s = (60, 10, 1.0) if quick else (200, 10, 1.0)
     for label, loops in (("no time-outs", False), ("5% infinite loops", True)):
-        subs = stdio_subs(submissions, tests, loops)
+        subs = stdio_workload(submissions, tests, loops)
         items = [
             {
                 "kind": "code",
