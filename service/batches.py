@@ -45,6 +45,17 @@ class Batch:
     created: bool = True
 
 
+#: The fields of a batch's meta hash that identify a stored batch (see ``_stored``).
+META_FIELDS = ["total", "deadline"]
+
+
+def _stored(batch_id: str, meta: list[bytes | None]) -> Batch | None:
+    """The stored batch from its ``META_FIELDS`` values, or None when it does not exist."""
+    if meta[0] is None:
+        return None
+    return Batch(batch_id, int(meta[0]), float(meta[1]), created=False)  # type: ignore[arg-type]
+
+
 def describe_errors(error: ValidationError, prefix: str) -> str:
     """One line naming each bad field, e.g. ``items[3].gold: Field required``."""
     parts = []
@@ -85,15 +96,16 @@ class BatchService:
         # one round trip: the stored batch (a resubmission) and the queue depth (backpressure)
         pipe = self.redis.pipeline(transaction=False)
         if idempotency_key is not None:
-            pipe.hmget(keys.batch_meta(batch_id), ["total", "deadline"])
+            pipe.hmget(keys.batch_meta(batch_id), META_FIELDS)
         if settings.max_queue_depth > 0:
             for queue in self.queues.values():
                 pipe.llen(queue.key)
         answers = await pipe.execute() if len(pipe) else []
         if idempotency_key is not None:
             meta, answers = answers[0], answers[1:]
-            if meta[0] is not None:
-                return Batch(batch_id, int(meta[0]), float(meta[1]), created=False)
+            stored = _stored(batch_id, meta)
+            if stored is not None:
+                return stored
         await self._check_rate(caller, len(raw_items))
         self._check_backpressure(sum(answers))
         if idempotency_key is not None:
@@ -110,6 +122,15 @@ class BatchService:
                 with contextlib.suppress(RedisError):
                     await self.redis.delete(keys.idempotency(batch_id))
             raise
+
+    async def judge(
+        self, request: BatchRequest, raw_items: list[Any], idempotency_key: str | None, caller: str = "anonymous"
+    ) -> bytes:
+        """Submit, wait until every item has a result or the deadline passes, and collect: the
+        synchronous path shared by ``/v1/judge`` and the compatibility endpoints."""
+        batch = await self.submit(request, raw_items, idempotency_key, caller)
+        await self.wait(batch, until=batch.deadline)
+        return await self.collect(batch)
 
     async def _create(self, batch_id: str, request: BatchRequest, raw_items: list[Any]) -> Batch:
         settings = self.settings
@@ -158,10 +179,7 @@ class BatchService:
         return Batch(batch_id, len(raw_items), now + deadline_s)
 
     async def _existing(self, batch_id: str) -> Batch | None:
-        meta = await self.redis.hmget(keys.batch_meta(batch_id), ["total", "deadline"])
-        if meta[0] is None:
-            return None
-        return Batch(batch_id, int(meta[0]), float(meta[1]), created=False)
+        return _stored(batch_id, await self.redis.hmget(keys.batch_meta(batch_id), META_FIELDS))
 
     async def _reject_unknown_problems(self, entries: list[dict[str, Any]], rejected: dict[int, str]) -> None:
         refs = [entry for entry in entries if "problem" in entry["item"]]

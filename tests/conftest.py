@@ -20,11 +20,13 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 from redis import Redis
 from rq import Worker
 
+from rljudge import BatchResult
 from rljudge_cli.stack import free_port
 from rljudge_service.app import create_app
 from rljudge_service.settings import Settings
@@ -40,6 +42,13 @@ def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> No
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
         time.sleep(0.02)
+
+
+def judge(url: str, items: list[dict[str, Any]], **body: object) -> BatchResult:
+    """POST /v1/judge and return the parsed batch (asserting a 200)."""
+    response = httpx.post(f"{url}/v1/judge", json={"items": items, **body}, timeout=120)
+    assert response.status_code == 200, response.text
+    return BatchResult.model_validate_json(response.content)
 
 
 class RedisServer:

@@ -6,7 +6,9 @@ import uuid
 
 import httpx
 
-from rljudge import BatchResult, ProblemRegistered
+from rljudge import ProblemRegistered
+
+from .conftest import judge
 
 ECHO_SUM = "a, b = map(int, input().split())\nprint(a + b)\n"
 SUM_TESTS = {"type": "stdio", "cases": [{"input": f"{i} {i + 1}\n", "output": f"{2 * i + 1}\n"} for i in range(4)]}
@@ -14,12 +16,6 @@ SUM_TESTS = {"type": "stdio", "cases": [{"input": f"{i} {i + 1}\n", "output": f"
 
 def fenced(program: str, nonce: str = "") -> str:
     return f"<think>easy</think>Here it is:\n```python\n{program}# {nonce or uuid.uuid4().hex}\n```\n"
-
-
-def judge(url: str, items: list[dict], **body: object) -> BatchResult:
-    response = httpx.post(f"{url}/v1/judge", json={"items": items, **body}, timeout=120)
-    assert response.status_code == 200, response.text
-    return BatchResult.model_validate_json(response.content)
 
 
 def test_code_verdicts_and_rewards(judge_url: str) -> None:

@@ -13,7 +13,7 @@ from redis import Redis
 
 from rljudge import BatchResult
 
-from .conftest import ThreadedGateway
+from .conftest import ThreadedGateway, judge
 
 POWER_TOWER = r"\boxed{9^{9^{9^{9^{9}}}}}"
 
@@ -22,12 +22,6 @@ def unique(text: str) -> str:
     """A response no other test (or earlier run) sent, so the verdict cache cannot answer it.
     The nonce is letters only: a digit would be extracted as an answer."""
     return f"{text} % {''.join(random.choices(string.ascii_letters, k=24))}"
-
-
-def judge(url: str, items: list[dict], **body: object) -> BatchResult:
-    response = httpx.post(f"{url}/v1/judge", json={"items": items, **body}, timeout=60)
-    assert response.status_code == 200, response.text
-    return BatchResult.model_validate_json(response.content)
 
 
 def test_every_math_verdict_path(judge_url: str) -> None:

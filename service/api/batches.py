@@ -42,9 +42,7 @@ async def judge(
     """Judge a batch and answer when every item has a result or the batch deadline passes
     (unfinished items are then ``unscored``). Results come in item order."""
     key = f"{caller}:{idempotency_key}" if idempotency_key else None
-    batch = await batches.submit(body, body.items, key, caller)
-    await batches.wait(batch, until=batch.deadline)
-    return Response(await batches.collect(batch), media_type="application/json")
+    return Response(await batches.judge(body, body.items, key, caller), media_type="application/json")
 
 
 @router.post("/batches", response_model=BatchAccepted, status_code=202, openapi_extra=_BODY_DOC)

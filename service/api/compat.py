@@ -46,9 +46,7 @@ class UnprocessableInput(ServiceError):
 
 async def _judge(batches: BatchesDep, caller: str, items: list[dict[str, Any]], **envelope: Any) -> list[ItemResult]:
     body = BatchSubmission(items=items, **envelope)
-    batch = await batches.submit(body, body.items, None, caller=caller)
-    await batches.wait(batch, until=batch.deadline)
-    return BatchResult.model_validate_json(await batches.collect(batch)).results
+    return BatchResult.model_validate_json(await batches.judge(body, body.items, None, caller)).results
 
 
 # ----------------------------------------------------------------------------- OpenRLHF
