@@ -7,7 +7,7 @@ rollouts: 70% correct, 20% wrong on half their tests, 5% infinite loops, 5% cras
 without loops (75/20/5). Every submission is unique (no cache hits).
 
 Compared in the same run, on the same 2 cores, with the same per-test limit:
-- rljudge: the whole service (client -> gateway -> Redis -> 2 workers), one jail per submission;
+- rljudge: the whole service (client -> gateway -> Redis -> 2 workers), warm jails per batch;
 - one Firejail per test, with the flags of the coder1 reward code Klear-Reasoner builds on
   (``--private --seccomp=socket --profile=pip --rlimit-*``, a subprocess timeout, no ``--timeout``);
 - a bare ``subprocess.run`` per test (no isolation at all: the floor), 2 at a time.

@@ -1,11 +1,17 @@
-"""rljudge's code sandbox: one Firejail per submission, every test in its own limited child.
+"""rljudge's code sandbox: Firejail, every test of a submission in its own limited child.
 
 Public API::
 
     extract_program(response, strip_think=True) -> str | None
-    execute(program, suite, limits=None, mode="all") -> judgement dict      (blocking)
+    execute(program, suite, limits=None, mode="all", session=None) -> judgement dict  (blocking)
+    JailSession(scope).judge(program, suite, limits, mode) -> judgement dict  (a warm jail)
     run_budget_s(suite, limits) -> float                                     (hard wall budget)
-    CodeJudge(max_workers).judge(program, suite, limits, mode) -> judgement dict
+    CodeJudge(max_workers).judge(program, suite, limits, mode, scope=None) -> judgement dict
+
+Jails: a jail serves the submissions of one *scope* one after another (the workers pass the batch
+id, so a jail never holds two callers' code), up to ``MAX_SUBMISSIONS_PER_JAIL``, and is replaced
+after any failure; scope None gives a submission a jail of its own. Starting a jail costs ~20 ms of
+CPU and the interpreter another ~10; serving a submission in a warm one costs a fork or two.
 
 A judgement is ``{"verdict", "passed", "total", "tests": [{"status", "time_ms", "detail"}],
 "detail"}``; ``verdict`` is one of correct, wrong_answer, time_limit, memory_limit, runtime_error,
@@ -31,8 +37,12 @@ Covered:
   ``exit(0)``/``sys.exit``/``os._exit``, overriding builtins or ``__eq__``, or patching the
   harness's functions cannot turn a failure into a pass; results travel on a pipe the program's
   stdout cannot reach and carry a per-test random nonce; call/assert/pytest tests pass only after
-  the harness saw them finish; expected answers never enter the jail (stdio/call); each
-  submission gets a fresh jail, so files or processes cannot reach a later submission.
+  the harness saw them finish; expected answers never enter the jail (stdio/call).
+- Nothing carries over between submissions, whether in separate jails or one after another in a
+  warm jail: each is served by a fresh fork of a harness loop that never reads programs, tests or
+  results (a later submission cannot find an earlier one's data in its memory); every process of
+  the sandbox uid is killed before the next starts; the filesystem is read-only to that uid; SysV
+  IPC and POSIX message queues (which outlive processes) are refused by seccomp.
 
 Not covered:
 - Kernel exploits (seccomp narrows the surface; it is not a VM boundary). Use a VM/gVisor tier

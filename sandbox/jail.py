@@ -1,4 +1,4 @@
-"""Starting and killing one Firejail per submission.
+"""Starting and killing Firejails (each serves one submission or, warm, several of one scope).
 
 The command line (also in the profile's header)::
 
@@ -9,7 +9,8 @@ The command line (also in the profile's header)::
 
 started with an empty environment plus ``PATH``/``LANG``, cwd ``/``, in a new session, with
 ``PR_SET_PDEATHSIG=SIGKILL`` so that the jail dies with the process that started it. The marker
-lets :func:`kill_jails` find and kill a jail whose starter was killed before it could clean up.
+(which carries the starting process's pid) lets :func:`kill_jails` and :func:`kill_orphaned_jails`
+find and kill a jail whose starter was killed before it could clean up.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import secrets
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 PROFILE = Path(__file__).resolve().parent / "firejail-profiles" / "python3-no-net.profile"
@@ -79,7 +81,48 @@ def command(marker: str, python: str = PYTHON) -> list[str]:
 
 
 def new_marker() -> str:
-    return MARKER_PREFIX + secrets.token_hex(12)
+    """``rljudge-jail-<pid of the starting process>-<random>``."""
+    return f"{MARKER_PREFIX}{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def _starter_alive(marker_arg: bytes) -> bool:
+    """Whether the process that started the jail named by this argv entry still runs."""
+    try:
+        pid = int(marker_arg[len(MARKER_PREFIX) :].split(b"-", 1)[0])
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rpartition(b")")[2].split()[0]
+    except (ValueError, IndexError, OSError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
+
+
+def kill_orphaned_jails(wait_s: float = 0.0) -> int:
+    """SIGKILLs every jail whose starting process is gone (a pool process that Pebble killed or
+    that exited with its jail still warm; PR_SET_PDEATHSIG normally got there first), then waits up
+    to ``wait_s`` for them to be gone."""
+    killed = []
+    for pid in jail_pids():
+        marker = next((arg for arg in _cmdline(pid).split(b"\0") if arg.startswith(MARKER_PREFIX.encode())), b"")
+        if marker and not _starter_alive(marker):
+            try:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            except OSError:
+                pass
+    deadline = time.monotonic() + wait_s
+    while killed and time.monotonic() < deadline:
+        killed = [pid for pid in killed if _running(pid)]
+        if killed:
+            time.sleep(0.01)
+    return len(killed)
 
 
 def _die_with_parent() -> None:

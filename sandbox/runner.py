@@ -1,9 +1,11 @@
-"""Judging one submission: one Firejail, all of its tests inside, verdicts decided out here.
+"""Judging submissions in Firejail: all of a submission's tests inside one jail, verdicts decided out here.
 
-:func:`execute` starts the jail (see :mod:`.jail`), hands the harness the program, then sends the
-tests one at a time (inputs only) and classifies each raw result against the expected answer it
-kept. It blocks; run it under :class:`rljudge_sandbox.pool.CodeJudge` (a Pebble pool with a hard
-timeout of :func:`run_budget_s`) so that a stuck jail is killed with its process tree.
+:class:`JailSession` starts a jail (see :mod:`.jail`) and judges submissions one after another in
+it: for each it hands the harness the program, then sends the tests one at a time (inputs only)
+and classifies each raw result against the expected answer it kept. :func:`execute` judges one
+submission, in its own jail or in a given session. It blocks; run it under
+:class:`rljudge_sandbox.pool.CodeJudge` (a Pebble pool with a hard timeout of :func:`run_budget_s`)
+so that a stuck jail is killed with its process tree.
 """
 
 from __future__ import annotations
@@ -200,14 +202,17 @@ def _classify(test: PreparedTest, raw: dict[str, Any], lim: dict[str, Any]) -> d
 
 
 class _Channel:
-    """Line-oriented JSON frames over the jail's stdin/stdout, with deadlines."""
+    """Line-oriented JSON frames over the jail's stdin/stdout, with deadlines; firejail's stderr
+    is drained on the way (its tail kept for error messages) so a long-lived jail never blocks on it."""
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         self.proc = proc
-        assert proc.stdin is not None and proc.stdout is not None
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         self.win = proc.stdin
         self.fd = proc.stdout.fileno()
+        self.err_fd = proc.stderr.fileno()
         self.buf = bytearray()
+        self.err_tail = b""
 
     def send(self, msg: dict[str, Any]) -> None:
         self.win.write(json.dumps(msg).encode() + b"\n")
@@ -220,9 +225,14 @@ class _Channel:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
-            ready, _, _ = select.select([self.fd], [], [], left)
+            watched = [self.fd] if self.err_fd < 0 else [self.fd, self.err_fd]
+            ready, _, _ = select.select(watched, [], [], left)
             if not ready:
                 return None
+            if self.err_fd in ready:
+                self._drain_stderr()
+            if self.fd not in ready:
+                continue
             chunk = os.read(self.fd, 1 << 20)
             if not chunk:
                 return None
@@ -232,27 +242,173 @@ class _Channel:
         frame = json.loads(line)
         return frame if isinstance(frame, dict) else None
 
+    def _drain_stderr(self) -> None:
+        chunk = os.read(self.err_fd, 1 << 16)
+        if chunk:
+            self.err_tail = (self.err_tail + chunk)[-STDERR_TAIL_BYTES:]
+        else:
+            self.err_fd = -1
 
-def _stop(proc: subprocess.Popen[bytes], marker: str) -> str:
-    """Ends the jail (its harness exits on end of stdin) and returns firejail's stderr tail."""
-    try:
-        if proc.stdin is not None:
-            proc.stdin.close()
-    except OSError:
-        pass
-    try:
-        proc.wait(timeout=2.0)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    jail.kill_jails(marker)
-    err = proc.stderr.read() if proc.stderr is not None else b""
-    if proc.stdout is not None:
-        proc.stdout.close()
-    if proc.stderr is not None:
-        proc.stderr.close()
-    lines = [ln for ln in err.decode("utf-8", "replace").splitlines() if "unmount: Invalid argument" not in ln]
-    return "\n".join(lines[-5:])
+
+STDERR_TAIL_BYTES = 4096
+NEXT_READY_S = 1.0
+"""How long a reused jail may take to be ready for its next submission (killing the last one's
+processes and forking a leader take milliseconds)."""
+MAX_SUBMISSIONS_PER_JAIL = 256
+"""A warm jail is replaced after this many submissions (bounds whatever a jail might accumulate)."""
+
+
+def _skipped(n: int) -> list[dict[str, Any]]:
+    return [{"status": "skipped", "time_ms": None, "detail": None} for _ in range(n)]
+
+
+class JailSession:
+    """One Firejail that judges submissions one after another (see the harness's protocol).
+
+    The jail starts on the first :meth:`judge`; a session that hits any failure (a harness that
+    stops answering, a broken pipe) closes itself, and the next :meth:`judge` starts a new jail.
+    ``scope`` names whose submissions may share this jail (the pool never mixes scopes; None: the
+    session serves one submission only). Between two submissions the harness kills every process
+    of the sandbox uid and serves the next one from a fresh fork (see ``harness.py``).
+    """
+
+    def __init__(self, scope: str | None = None, marker: str | None = None) -> None:
+        self.scope = scope
+        self.marker = marker
+        self.served = 0
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._chan: _Channel | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def reusable_for(self, scope: str | None) -> bool:
+        """Whether the next submission of ``scope`` may run in this jail."""
+        return scope is not None and scope == self.scope and self.alive and self.served < MAX_SUBMISSIONS_PER_JAIL
+
+    def _start(self) -> str | None:
+        """Starts the jail and waits for the harness; an error message, or None when ready."""
+        self.close()
+        self.marker = self.marker or jail.new_marker()
+        try:
+            self._proc = jail.start(self.marker)
+        except OSError as e:
+            return f"cannot start firejail: {e}"
+        self._chan = _Channel(self._proc)
+        try:
+            self._chan.win.write(jail.harness_bytes())
+            self._chan.send({"uid": UID_BASE + threading.get_native_id()})
+        except OSError as e:
+            return f"cannot start the harness: {e}: {self.close()}"
+        return None
+
+    def _ready(self, timeout_s: float) -> bool:
+        frame = self._chan.recv(timeout_s) if self._chan is not None else None
+        return frame is not None and frame.get("t") == "ready"
+
+    def judge(self, program: str, suite: dict[str, Any], limits: dict[str, Any] | None, mode: str) -> dict[str, Any]:
+        """Judges one submission (see :func:`execute`)."""
+        lim = resolve_limits(limits)
+        try:
+            prepared: PreparedSuite = prepare(suite)
+        except (UnsupportedSuite, SyntaxError, KeyError, TypeError) as e:
+            return sandbox_error(f"unsupported test suite: {e}")
+        total = len(prepared.tests)
+        if not (self.alive and self.served > 0 and self._ready_for_next()):
+            error = self._start()
+            if error is not None:
+                return sandbox_error(error, total)
+            if not self._ready(JAIL_START_SLACK_S):
+                return sandbox_error(f"the harness did not start: {self.close()}", total)
+        self.served += 1
+        try:
+            return self._judge(program, prepared, lim, mode, total)
+        except (OSError, ValueError) as e:
+            return sandbox_error(f"lost the harness: {e}: {self.close()}", total)
+
+    def _ready_for_next(self) -> bool:
+        """The harness's "ready" for the next submission (a jail that does not say it within
+        ``NEXT_READY_S`` is replaced)."""
+        try:
+            return self._ready(NEXT_READY_S)
+        except (OSError, ValueError):
+            return False
+
+    def _judge(
+        self, program: str, prepared: PreparedSuite, lim: dict[str, Any], mode: str, total: int
+    ) -> dict[str, Any]:
+        chan = self._chan
+        assert chan is not None
+        chan.send({"program": program, "limits": lim})
+        if not prepared.tests:
+            chan.send({"op": "compile"})
+            compiled = chan.recv(JAIL_START_SLACK_S + float(lim["wall_s"]))
+            if compiled is None or compiled.get("t") != "compiled":
+                return sandbox_error(f"the harness did not compile the program: {self.close()}", total)
+            chan.send({"op": "end"})
+            if not compiled.get("ok"):
+                return _judgement("compile_error", [], str(compiled.get("error"))[:DETAIL_CHARS], total)
+            return _judgement("correct", [], None, total)
+        tests: list[dict[str, Any]] = []
+        first_failure: str | None = None
+        for test in prepared.tests:
+            if first_failure is not None and mode == "first_failure":
+                tests.append({"status": "skipped", "time_ms": None, "detail": None})
+                continue
+            chan.send({"op": "run", "spec": test.spec})
+            raw = chan.recv(float(lim["wall_s"]) + PER_TEST_SLACK_S + 1.0)
+            if raw is None or raw.get("t") != "ran":
+                return sandbox_error(f"the harness stopped answering: {self.close()}", total)
+            if raw.get("compile_error") is not None:  # reported by the first test's child
+                chan.send({"op": "end"})
+                return _judgement("compile_error", _skipped(total), str(raw["compile_error"])[:DETAIL_CHARS], total)
+            res = classify(test, raw, lim)
+            tests.append(res)
+            if res["status"] != "passed" and first_failure is None:
+                first_failure = res["status"]
+        chan.send({"op": "end"})
+        if first_failure is None:
+            return _judgement("correct", tests, None, total)
+        first = next(t for t in tests if t["status"] not in ("passed", "skipped"))
+        return _judgement(VERDICT_OF_STATUS[first_failure], tests, first["detail"], total)
+
+    def close(self) -> str:
+        """Ends the jail (its harness exits on end of stdin); returns firejail's stderr tail."""
+        proc, chan, self._proc, self._chan = self._proc, self._chan, None, None
+        if proc is None:
+            return ""
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if self.marker is not None:
+            jail.kill_jails(self.marker)
+        err = chan.err_tail if chan is not None else b""
+        if proc.stderr is not None:
+            try:
+                err += proc.stderr.read()
+            except (OSError, ValueError):
+                pass
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+        self.marker = None
+        self.served = 0
+        lines = [ln for ln in err.decode("utf-8", "replace").splitlines() if "unmount: Invalid argument" not in ln]
+        return "\n".join(lines[-5:])
+
+    def __enter__(self) -> JailSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def execute(
@@ -262,59 +418,20 @@ def execute(
     mode: str = "all",
     *,
     marker: str | None = None,
+    session: JailSession | None = None,
 ) -> dict[str, Any]:
-    """Judges ``program`` on ``suite`` in one Firejail; blocking.
+    """Judges ``program`` on ``suite`` in a Firejail; blocking.
 
     Returns ``{"verdict", "passed", "total", "tests": [{"status", "time_ms", "detail"}], "detail"}``.
     ``verdict`` is ``correct`` when every test passes, else the status of the first failing test;
     ``compile_error`` for a program that does not compile; ``sandbox_error`` when the judge itself
     failed. With ``mode="first_failure"`` the tests after the first failure are ``skipped``.
     A ``run`` suite's one test also reports ``stdout`` and ``exit_code`` (see :func:`classify`).
-    ``marker`` (default: a fresh one) tags the jail's processes for :func:`jail.kill_jails`.
+
+    Without ``session`` the submission gets a jail of its own (tagged with ``marker``, default a
+    fresh one, for :func:`jail.kill_jails`); with one, it runs in that session's jail.
     """
-    lim = resolve_limits(limits)
-    try:
-        prepared: PreparedSuite = prepare(suite)
-    except (UnsupportedSuite, SyntaxError, KeyError, TypeError) as e:
-        return sandbox_error(f"unsupported test suite: {e}")
-    total = len(prepared.tests)
-    marker = marker or jail.new_marker()
-    uid = UID_BASE + threading.get_native_id()
-    try:
-        proc = jail.start(marker)
-    except OSError as e:
-        return sandbox_error(f"cannot start firejail: {e}", total)
-    tests: list[dict[str, Any]] = []
-    try:
-        chan = _Channel(proc)
-        chan.win.write(jail.harness_bytes())
-        chan.send({"program": program, "limits": lim, "uid": uid})
-        compiled = chan.recv(JAIL_START_SLACK_S + float(lim["wall_s"]))
-        if compiled is None or compiled.get("t") != "compiled":
-            return sandbox_error(f"the harness did not start: {_stop(proc, marker)}", total)
-        if not compiled.get("ok"):
-            _stop(proc, marker)
-            skipped = [{"status": "skipped", "time_ms": None, "detail": None} for _ in prepared.tests]
-            return _judgement("compile_error", skipped, str(compiled.get("error"))[:DETAIL_CHARS], total)
-        first_failure: str | None = None
-        for test in prepared.tests:
-            if first_failure is not None and mode == "first_failure":
-                tests.append({"status": "skipped", "time_ms": None, "detail": None})
-                continue
-            chan.send({"op": "run", "spec": test.spec})
-            raw = chan.recv(float(lim["wall_s"]) + PER_TEST_SLACK_S + 1.0)
-            if raw is None or raw.get("t") != "ran":
-                return sandbox_error(f"the harness stopped answering: {_stop(proc, marker)}", total)
-            res = classify(test, raw, lim)
-            tests.append(res)
-            if res["status"] != "passed" and first_failure is None:
-                first_failure = res["status"]
-    except (OSError, ValueError) as e:
-        return sandbox_error(f"lost the harness: {e}: {_stop(proc, marker)}", total)
-    finally:
-        if proc.returncode is None:
-            _stop(proc, marker)
-    if first_failure is None:
-        return _judgement("correct", tests, None, total)
-    first = next(t for t in tests if t["status"] not in ("passed", "skipped"))
-    return _judgement(VERDICT_OF_STATUS[first_failure], tests, first["detail"], total)
+    if session is not None:
+        return session.judge(program, suite, limits, mode)
+    with JailSession(marker=marker) as own:
+        return own.judge(program, suite, limits, mode)

@@ -13,6 +13,7 @@ nothing. Asserts that are not of the forms ``assert a <op> b`` (one comparison o
 from __future__ import annotations
 
 import ast
+import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,8 +75,10 @@ def _no_args() -> ast.arguments:
     return ast.arguments(posonlyargs=[], args=[], vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[])
 
 
+@functools.lru_cache(maxsize=1024)
 def rewrite_asserts(source: str) -> str:
-    """Returns ``source`` with its asserts reporting to the runner (see the module docstring)."""
+    """Returns ``source`` with its asserts reporting to the runner (see the module docstring).
+    Cached: the rollouts of one problem share its tests."""
     tree = _AssertRewriter().visit(ast.parse(source))
     return ast.unparse(ast.fix_missing_locations(tree))
 

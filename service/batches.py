@@ -33,8 +33,8 @@ from .notifier import SAFETY_RECHECK_S, Notifier
 from .settings import Settings
 
 ITEM_ADAPTER: TypeAdapter[Any] = TypeAdapter(Item)
-#: A large math batch is cut into at least this many chunks (see ``Settings.math_chunk_max_items``).
-MATH_CHUNKS_PER_BATCH = 8
+#: A large batch is cut into at least this many chunks per kind (see ``Settings.math_chunk_max_items``).
+CHUNKS_PER_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -225,13 +225,18 @@ class BatchService:
     def _chunks(
         self, batch_id: str, deadline: float, scheme: str, valid: dict[str, list[dict[str, Any]]]
     ) -> list[tuple[str, dict[str, Any]]]:
-        sizes = {"math": self.settings.math_chunk_items, "code": self.settings.code_chunk_items}
+        settings = self.settings
+        sizes = {
+            "math": (settings.math_chunk_items, settings.math_chunk_max_items),
+            "code": (settings.code_chunk_items, settings.code_chunk_max_items),
+        }
         chunks = []
         for kind, entries in valid.items():
-            size = max(1, sizes[kind])
-            if kind == "math":  # sized by cost: a math item is ~1 ms, a queued job several ms
-                spread = -(-len(entries) // MATH_CHUNKS_PER_BATCH)
-                size = max(size, min(self.settings.math_chunk_max_items, spread))
+            # sized by cost: a queued job costs a few ms of queue bookkeeping, an item ~1 ms (math)
+            # or a few ms and up (code); big batches get big chunks, small ones still spread out
+            smallest, largest = sizes[kind]
+            spread = -(-len(entries) // CHUNKS_PER_BATCH)
+            size = max(1, smallest, min(largest, spread))
             for start in range(0, len(entries), size):
                 chunk = {
                     "batch_id": batch_id,

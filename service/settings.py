@@ -26,13 +26,14 @@ class Settings(BaseSettings):
     #: Longest a GET /v1/batches/{id}?wait_s= long-poll holds the connection.
     max_long_poll_s: float = 60.0
 
-    #: Items per queued job. Math items cost ~2 ms, code items one jail each.
+    #: Items per queued job. Math items cost ~1 ms, code items a few ms to seconds each.
     math_chunk_items: int = 16
     code_chunk_items: int = 2
-    #: Large batches get larger math chunks (a batch is cut into at least ``MATH_CHUNKS_PER_BATCH``
-    #: chunks of ``math_chunk_items`` items or more, up to this many): fewer jobs, less queue
-    #: overhead per item, while a small batch still spreads over every worker.
+    #: Large batches get larger chunks (a batch is cut into at least ``CHUNKS_PER_BATCH`` chunks of
+    #: ``*_chunk_items`` items or more, up to these many): fewer jobs, less queue overhead per
+    #: item, while a small batch still spreads over every worker.
     math_chunk_max_items: int = 64
+    code_chunk_max_items: int = 8
     #: Queued jobs above which submissions get 429 + Retry-After (0 disables).
     max_queue_depth: int = 5000
     retry_after_s: int = 2

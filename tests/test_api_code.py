@@ -185,3 +185,22 @@ def test_program_cannot_reach_the_test_redis(judge_url: str, redis_url: str, red
     result = judge(judge_url, [{"kind": "code", "code": program, "tests": tests}]).results[0]
     assert result.verdict == "correct"  # i.e. the program saw its connection refused
     assert redis.exists(marker) == 0
+
+
+def test_jails_are_reused_within_a_batch_and_never_across_batches(judge_url: str) -> None:
+    # each program prints the jail it runs in (the marker in the harness's argv, shared by forks)
+    which_jail = (
+        "print(next(a for a in open('/proc/self/cmdline').read().split(chr(0)) if a.startswith('rljudge-jail-')))"
+    )
+
+    def jails_of_one_batch() -> list[str]:
+        items = [
+            {"kind": "code", "code": f"{which_jail}  # {uuid.uuid4().hex}", "tests": {"type": "run"}} for _ in range(8)
+        ]
+        results = judge(judge_url, items).results
+        assert all(r.verdict == "correct" for r in results), results
+        return [(r.tests or [])[0].stdout.strip() for r in results]
+
+    first, second = jails_of_one_batch(), jails_of_one_batch()
+    assert len(set(first)) < len(first) and len(set(second)) < len(second)  # warm jails served several
+    assert not set(first) & set(second)  # a jail never serves two batches

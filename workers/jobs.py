@@ -134,7 +134,8 @@ class ChunkJudge:
         return self.counts
 
     def _judge_code_concurrently(self, groups: list[list[tuple[dict[str, Any], dict[str, Any]]]]) -> None:
-        """Several submissions in the code pool at once (each in its own jail, under its own bound);
+        """Several submissions in the code pool at once (each pool process has its own jail; each
+        submission its own bound);
         each result is written as soon as its submission is judged."""
         if time.time() >= self.deadline:
             for group in groups:
@@ -145,7 +146,7 @@ class ChunkJudge:
         futures = {}
         for group in groups:
             task = group[0][1]
-            futures[judge.submit(task["program"], task["suite"], task["limits"], task["mode"])] = group
+            futures[judge.submit(task["program"], task["suite"], task["limits"], task["mode"], self.batch_id)] = group
         for future in as_completed(futures):
             judgement = self._code_judgement(future.result())
             self._finish_group(futures[future], judgement, (time.perf_counter() - started) * 1000.0)
@@ -215,7 +216,7 @@ class ChunkJudge:
         if task["kind"] == "math":
             return self._judge_math(task)
         return self._code_judgement(
-            pools.code_judge().judge(task["program"], task["suite"], task["limits"], task["mode"])
+            pools.code_judge().judge(task["program"], task["suite"], task["limits"], task["mode"], self.batch_id)
         )
 
     @staticmethod

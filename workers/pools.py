@@ -42,8 +42,8 @@ def math_pool() -> ProcessPool:
 
 
 def code_judge() -> CodeJudge:
-    """This process's code judge (one Firejail per submission, under a Pebble timeout; up to
-    ``code_concurrency`` submissions at once)."""
+    """This process's code judge (Firejail under a Pebble timeout; up to ``code_concurrency``
+    submissions at once, each pool process keeping a warm jail for the batch it is judging)."""
     global _code_judge
     if _code_judge is None:
         _code_judge = CodeJudge(max_workers=max(1, get_settings().code_concurrency))

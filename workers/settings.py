@@ -16,8 +16,8 @@ class WorkerSettings(BaseSettings):
     cache_ttl_s: int = 24 * 3600
     #: Judge identical inputs inside a chunk once (off only for benchmarks that measure its effect).
     dedup_enabled: bool = True
-    #: Code submissions of one chunk judged at once by a worker (one jail each): overlaps one jail's
-    #: start-up and I/O waits with another's run.
+    #: Code submissions of one chunk judged at once by a worker (each pool process keeps a warm
+    #: jail for the batch): overlaps one submission's I/O waits with another's run.
     code_concurrency: int = 2
     #: A chunk whose worker stopped refreshing its lease this long ago is re-queued.
     lease_ttl_s: int = 15

@@ -8,7 +8,8 @@
 #                                  proc run sbin tmp usr, and every entry of /run except firejail)
 #       /usr/bin/python3 -I -S -c "<jail.BOOTSTRAP: read N bytes of stdin, exec them>" rljudge-jail-<marker>
 #
-# The harness source (N bytes) and then its JSON frames arrive on stdin.
+# The harness source (N bytes) and then its JSON frames arrive on stdin. A jail serves the
+# submissions of one scope (a batch) one after another, each from a fresh fork of the harness loop.
 #
 # from cwd /, in a new session, with PR_SET_PDEATHSIG=SIGKILL; firejail runs as root (the worker's
 # uid). The harness keeps CAP_SETUID/SETGID/KILL only to drop each test's child to an unused uid
@@ -53,6 +54,9 @@ nosound
 nou2f
 novideo
 restrict-namespaces
-seccomp
+# firejail's default syscall blacklist, plus the IPC objects that outlive the process that made
+# them (SysV shared memory, message queues, semaphores; POSIX message queues): a warm jail's next
+# submission must not find them (tests/sandbox/test_jail_reuse.py)
+seccomp mq_open,msgget,semget,shmget
 seccomp.block-secondary
 x11 none

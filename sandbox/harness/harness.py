@@ -6,14 +6,24 @@ runner outside the jail (``rljudge_sandbox.runner``) sends it the program and th
 (inputs only) and compares what comes back against the expected outputs itself.
 
 Protocol: newline-delimited JSON frames on stdin (runner -> harness) and stdout (harness -> runner).
+A jail serves submissions one after another; the runner sends nothing until the harness is "ready".
 
-  runner:  {"program": str, "limits": {...}, "uid": int | null}
-  harness: {"t": "compiled", "ok": bool, "error": str | null}
+  runner:  {"uid": int | null}                                                  (once per jail)
+  harness: {"t": "ready"}                                                       (per submission)
+  runner:  {"program": str, "limits": {...}}                                   (no answer)
   runner:  {"op": "run", "spec": {"kind": "stdio" | "call" | "assert" | "pytest", ...}}   (repeated)
   harness: {"t": "ran", "exit": int | null, "signal": int | null, "cpu": float, "wall": float,
             "maxrss_kb": int, "stdout": str, "stderr": str, "msgs": [...], "output_limit": bool,
-            "wall_limit": bool}
-  runner:  {"op": "exit"} or end of stdin
+            "wall_limit": bool, "compile_error": str | null, "compiled": bool}
+  runner:  {"op": "compile"} instead of tests, for a submission without any
+  harness: {"t": "compiled", "ok": bool, "error": str | null}
+  runner:  {"op": "end"} (the next submission may follow) or end of stdin (the jail stops)
+
+Each submission is served by a leader process freshly forked from the main loop, which itself never
+reads a program, a test or a result; when the leader exits, every process of the sandbox uid is
+killed before the next leader starts. So a submission finds neither another's data in its memory
+nor another's processes; the jail's filesystem is read-only to the sandbox uid and SysV/POSIX IPC
+is refused by the profile's seccomp filter, so nothing else carries over either.
 
 Each test runs in a child forked from this process: new session, stdin/stdout/stderr on pipes, a
 report pipe on fd 3, rlimits (CPU, AS, NPROC, NOFILE, FSIZE, CORE=0), and - when the harness runs as
@@ -39,6 +49,9 @@ import traceback
 import types
 
 MAX_REPORT_BYTES = 64 << 20
+#: Standard modules that judged programs import most (HumanEval, MBPP, LeetCode-style and contest
+#: solutions), imported once per jail so that each test's child, a fork, starts with them.
+PRELOAD = ("typing", "collections", "itertools", "functools", "heapq", "bisect", "string", "copy", "random", "re")
 STDERR_TAIL = 4096
 PR_SET_DUMPABLE = 4
 
@@ -229,9 +242,30 @@ def child_main(fds, spec, code, limits, uid, nonce):
         io.BufferedWriter(io.FileIO(2, "w", closefd=False)), encoding="utf-8", errors="backslashreplace"
     )
     sys.argv = ["solution.py"]
+    if "random" in sys.modules:  # preloaded before the fork: give each child its own seed
+        sys.modules["random"].seed()
     del fds, limits
+    if isinstance(code, str):  # not compiled yet: compile here, under this child's limits
+        error = compile_error(code)
+        if isinstance(error, str):
+            send({"t": "compile_error", "error": error})
+            os._exit(0)
+        send({"t": "compiled"})
+        code = error
     status = run_in_child(spec, code, send)
     os._exit(status)
+
+
+def compile_error(source):
+    """The program's code object, or the one-line message of why it does not compile."""
+    try:
+        return compile(source, "solution.py", "exec")
+    except (SyntaxError, ValueError) as e:
+        return traceback.format_exception_only(type(e), e)[-1].strip()
+    except MemoryError:
+        return "MemoryError while compiling"
+    except RecursionError:
+        return "RecursionError while compiling"
 
 
 def fcntl_dup(fd):
@@ -402,17 +436,8 @@ class Executor:
             os.killpg(pid, signal.SIGKILL)
         except OSError:
             pass
-        if not self.can_drop:
-            return
-        helper = os.fork()
-        if helper == 0:
-            try:
-                os.setresgid(self.uid, self.uid, self.uid)
-                os.setresuid(self.uid, self.uid, self.uid)
-                os.kill(-1, signal.SIGKILL)
-            finally:
-                os._exit(0)
-        os.waitpid(helper, 0)
+        if self.can_drop:
+            kill_uid(self.uid, skip=pid)
 
     def run(self, spec, code):
         lim = self.limits
@@ -520,7 +545,10 @@ class Executor:
                 continue
             if isinstance(m, dict) and m.pop("n", None) == nonce:
                 msgs.append(m)
+        compile_failed = next((m.get("error") for m in msgs if m.get("t") == "compile_error"), None)
         return {
+            "compile_error": str(compile_failed) if compile_failed is not None else None,
+            "compiled": any(m.get("t") == "compiled" for m in msgs),
             "t": "ran",
             "exit": os.WEXITSTATUS(status) if os.WIFEXITED(status) else None,
             "signal": os.WTERMSIG(status) if os.WIFSIGNALED(status) else None,
@@ -535,8 +563,8 @@ class Executor:
         }
 
     def compile_check(self, program):
-        """Compiles the program in a limited child first (compiler bombs), then here."""
-        spec = {"kind": "compile"}
+        """Compiles the program in a limited child (compiler bombs): the code object or None, and
+        the error. Used for a submission without tests; otherwise the first test's child compiles."""
         r_fd, w_fd = os.pipe()
         pid = os.fork()
         if pid == 0:
@@ -548,19 +576,10 @@ class Executor:
                     os.setgroups([])
                     os.setresgid(self.uid, self.uid, self.uid)
                     os.setresuid(self.uid, self.uid, self.uid)
-                try:
-                    compile(program, "solution.py", "exec")
-                    msg = {"ok": True, "error": None}
-                except (SyntaxError, ValueError) as e:
-                    msg = {"ok": False, "error": traceback.format_exception_only(type(e), e)[-1].strip()}
-                except MemoryError:
-                    msg = {"ok": False, "error": "MemoryError while compiling"}
-                except RecursionError:
-                    msg = {"ok": False, "error": "RecursionError while compiling"}
-                os.write(w_fd, json.dumps(msg).encode())
+                error = compile_error(program)
+                os.write(w_fd, json.dumps(error if isinstance(error, str) else None).encode())
             finally:
                 os._exit(0)
-        del spec
         os.close(w_fd)
         deadline = time.monotonic() + float(self.limits["wall_s"])
         buf = bytearray()
@@ -579,11 +598,11 @@ class Executor:
         self.kill_leftovers(pid)
         os.waitpid(pid, 0)
         try:
-            msg = json.loads(bytes(buf))
+            error = json.loads(bytes(buf))
         except ValueError:
             return None, "the compiler exceeded its limits"
-        if not msg["ok"]:
-            return None, msg["error"]
+        if error is not None:
+            return None, error
         return compile(program, "solution.py", "exec"), None
 
 
@@ -597,19 +616,106 @@ def install_site_builtins():
     builtins.exit = builtins.quit = exit
 
 
+def uid_processes(uid, skip=None):
+    """Whether a live (not zombie) process other than ``skip`` has ``uid`` as any of its uids.
+
+    Read from /proc/<pid>/status, which shows the credentials even of a process that made itself
+    non-dumpable (its /proc directory then belongs to root). A uid with no live process cannot
+    get one: only this harness starts processes under it."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == skip:
+            continue
+        try:
+            with open("/proc/" + name + "/status", "rb") as f:
+                status = f.read()
+        except OSError:
+            continue
+        state = uids = b""
+        for line in status.split(b"\n"):
+            if line.startswith(b"State:"):
+                state = line
+            elif line.startswith(b"Uid:"):
+                uids = line
+                break
+        if b"(zombie)" not in state and str(uid).encode() in uids.split():
+            return True
+    return False
+
+
+def kill_uid(uid, skip=None):
+    """Kills every process of ``uid`` in this jail: when one is left (most tests leave none), a
+    helper becomes ``uid`` and kills -1. ``skip``: a process already killed, not yet reaped."""
+    if not uid_processes(uid, skip):
+        return
+    helper = os.fork()
+    if helper == 0:
+        try:
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)
+            os.kill(-1, signal.SIGKILL)
+        finally:
+            os._exit(0)
+    os.waitpid(helper, 0)
+
+
+def serve_submission(proto_in_fd, write, uid):
+    """One submission, in a leader process forked from the pristine main loop; never returns.
+
+    Exit status 0: the runner ended the submission (``{"op": "end"}``); 3: end of stdin (stop).
+    """
+    reader = io.BufferedReader(io.FileIO(proto_in_fd, "r", closefd=False), 1 << 20)
+    write({"t": "ready"})
+    line = reader.readline()
+    if not line:
+        os._exit(3)
+    hello = json.loads(line)
+    ex = Executor(hello["limits"], uid)
+    # The program is compiled by the first test's child, under that test's limits (a compiler bomb
+    # hurts only that child); once a child has compiled it, this process compiles it too and later
+    # children start from the code object.
+    program = hello["program"]
+    del hello
+    while True:
+        line = reader.readline()
+        if not line:
+            os._exit(3)
+        frame = json.loads(line)
+        op = frame.get("op")
+        if op == "end":
+            os._exit(0)
+        if op == "compile":  # a submission without tests
+            code, error = ex.compile_check(program)
+            write({"t": "compiled", "ok": code is not None, "error": error})
+        elif op == "run":
+            result = ex.run(frame["spec"], program)
+            if result["compiled"] and isinstance(program, str):
+                program = compile(program, "solution.py", "exec")
+            write(result)
+        else:
+            os._exit(3)
+
+
+def preload():
+    for name in PRELOAD:
+        try:
+            __import__(name)
+        except ImportError:
+            pass
+
+
 def main():
     install_site_builtins()
+    preload()
     try:
         ctypes.CDLL(None).prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     except Exception:
         pass
-    proto_in = io.FileIO(os.dup(0), "r")
+    proto_in = os.dup(0)
     proto_out = io.FileIO(os.dup(1), "w")
     null = os.open("/dev/null", os.O_RDWR)
     os.dup2(null, 0)
     os.dup2(null, 1)
     os.close(null)
-    reader = io.BufferedReader(proto_in, 1 << 20)
 
     def write(msg):
         data = (json.dumps(msg) + "\n").encode()
@@ -617,23 +723,32 @@ def main():
             n = proto_out.write(data)
             data = data[n:]
 
-    line = reader.readline()
+    # The jail's first frame; nothing else is sent until a leader says "ready", so this read
+    # cannot take bytes that belong to a submission.
+    line = io.FileIO(proto_in, "r", closefd=False).readline()
     if not line:
         return
-    hello = json.loads(line)
-    ex = Executor(hello["limits"], hello.get("uid"))
-    code, error = ex.compile_check(hello["program"])
-    write({"t": "compiled", "ok": code is not None, "error": error})
-    if code is None:
-        return
+    uid = json.loads(line).get("uid")
+    can_drop = uid is not None and os.getuid() == 0
     while True:
-        line = reader.readline()
-        if not line:
+        # Each submission is served by a fresh fork of this loop, which never reads a program, a
+        # test or a result: a submission cannot find another's data in its memory. Between two
+        # submissions every process left under the sandbox uid is killed.
+        leader = os.fork()
+        if leader == 0:
+            try:
+                serve_submission(proto_in, write, uid if can_drop else None)
+            except BaseException:
+                try:
+                    traceback.print_exc()
+                finally:
+                    os._exit(4)
+            os._exit(4)
+        _, status = os.waitpid(leader, 0)
+        if can_drop:
+            kill_uid(uid)
+        if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
             return
-        frame = json.loads(line)
-        if frame.get("op") != "run":
-            return
-        write(ex.run(frame["spec"], code))
 
 
 main()
