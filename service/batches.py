@@ -256,22 +256,28 @@ class BatchService:
         meta: dict[str, Any],
         rejected: dict[str, str],
     ) -> None:
+        ttl = self.settings.results_ttl_s
         by_kind: dict[str, list[Any]] = {"math": [], "code": []}
+        payloads = {}
         for number, (kind, chunk) in enumerate(chunks):
+            payload_key = keys.chunk_payload(batch_id, number)
+            payloads[payload_key] = orjson.dumps(chunk)
             by_kind[kind].append(
                 Queue.prepare_data(
                     keys.JUDGE_CHUNK,
-                    args=(chunk,),
+                    args=({"batch_id": batch_id, "payload": payload_key},),
                     job_id=f"{batch_id}-{number}",
+                    description=f"judge {kind} chunk {number} of batch {batch_id} ({len(chunk['items'])} items)",
                     timeout=max(60, int(chunk["deadline"] - time.time()) + 60),
                     result_ttl=0,
-                    failure_ttl=self.settings.results_ttl_s,
+                    failure_ttl=ttl,
                 )
             )
-        ttl = self.settings.results_ttl_s
         with self.sync_redis.pipeline() as pipe:
             pipe.hset(keys.batch_meta(batch_id), mapping=meta)
             pipe.expire(keys.batch_meta(batch_id), ttl)
+            for payload_key, payload in payloads.items():
+                pipe.set(payload_key, payload, ex=ttl)
             if rejected:
                 pipe.hset(keys.batch_results(batch_id), mapping=rejected)
                 pipe.expire(keys.batch_results(batch_id), ttl)

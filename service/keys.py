@@ -30,6 +30,14 @@ def batch_results(batch_id: str) -> str:
     return f"{PREFIX}:batch:{batch_id}:results"
 
 
+def chunk_payload(batch_id: str, number: int) -> str:
+    """String: one chunk's JSON (``{"batch_id", "deadline", "reward_scheme", "items": [...]}``). The
+    queued RQ job carries only a reference to it (see ``jobs.load_chunk``): the items are encoded
+    once with orjson, never repr'd, zlib-compressed and JSON-encoded again by RQ. The worker deletes
+    it once every item of the chunk has a result; a chunk whose worker died keeps it for the re-run."""
+    return f"{PREFIX}:batch:{batch_id}:chunk:{number}"
+
+
 def batch_events(batch_id: str) -> str:
     """Pub/sub channel announcing new results of one batch."""
     return f"{PREFIX}:events:{batch_id}"

@@ -1,6 +1,7 @@
 """The RQ job: judge one chunk of a batch and write each item's final result to Redis.
 
-A chunk is ``{"batch_id", "deadline", "reward_scheme", "items": [{"index", "id", "item"}, ...]}``.
+A chunk is ``{"batch_id", "deadline", "reward_scheme", "items": [{"index", "id", "item"}, ...]}``,
+stored by the gateway under ``keys.chunk_payload``; the job's argument refers to it.
 For every item the job writes exactly one result with ``HSETNX`` (the first final result wins, so
 a chunk re-run after a worker died, or a deadline the gateway already enforced, never produces a
 second one) and announces it on the batch's pub/sub channel.
@@ -39,17 +40,44 @@ log = logging.getLogger("rljudge.workers.jobs")
 JUDGE_VERSION = "1"
 
 
-def judge_chunk(chunk: dict[str, Any]) -> dict[str, int]:
+def load_chunk(redis: Redis, ref: dict[str, Any]) -> dict[str, Any] | None:
+    """The chunk a job refers to: ``{"batch_id", "payload": key}`` names its stored JSON (see
+    ``keys.chunk_payload``; None once it expired with its batch); a dict with ``items`` is the chunk
+    itself. A re-queued job's ``attempt`` is carried over."""
+    if "items" in ref:
+        return ref
+    stored = redis.get(ref["payload"])
+    if stored is None:
+        return None
+    chunk: dict[str, Any] = orjson.loads(stored)
+    if "attempt" in ref:
+        chunk["attempt"] = ref["attempt"]
+    return chunk
+
+
+def judge_chunk(ref: dict[str, Any]) -> dict[str, int]:
     """RQ entry point (enqueued by the gateway as ``rljudge_workers.jobs.judge_chunk``)."""
     job = get_current_job()
+    redis = job.connection if job is not None else Redis.from_url(get_settings().redis_url)
+    chunk = load_chunk(redis, ref)
+    if chunk is None:
+        log.warning("chunk %s expired with its batch %s: nothing to judge", ref.get("payload"), ref["batch_id"])
+        return {}
     if job is None:  # called directly (tests, tools)
-        return ChunkJudge(Redis.from_url(get_settings().redis_url), chunk, get_settings()).run()
-    with lease.held(job.connection, job.id, get_settings().lease_ttl_s):
-        return ChunkJudge(job.connection, chunk, get_settings()).run()
+        counts = ChunkJudge(redis, chunk, get_settings()).run()
+    else:
+        with lease.held(redis, job.id, get_settings().lease_ttl_s):
+            counts = ChunkJudge(redis, chunk, get_settings()).run()
+    if "payload" in ref:  # every item has its result: the stored chunk is not needed any more
+        redis.delete(ref["payload"])
+    return counts
 
 
-def give_up(redis: Redis, chunk: dict[str, Any], reason: str) -> dict[str, int]:
-    """Give every unfinished item of ``chunk`` an ``infra_failed`` result (the reaper's last resort)."""
+def give_up(redis: Redis, ref: dict[str, Any], reason: str) -> dict[str, int]:
+    """Give every unfinished item of a chunk an ``infra_failed`` result (the reaper's last resort)."""
+    chunk = load_chunk(redis, ref)
+    if chunk is None:
+        return {}
     judge = ChunkJudge(redis, chunk, get_settings())
     for entry in judge._unresolved(judge.entries):
         judge._write(entry, {"status": "infra_failed", "verdict": "judge_error", "detail": reason})

@@ -36,6 +36,7 @@ from rq.registry import StartedJobRegistry
 from rq.serializers import JSONSerializer
 
 from rljudge_service import keys
+from rljudge_workers.jobs import load_chunk
 
 from .netns import SUBNET, Host, Network, namespaces_supported, wait_for
 
@@ -129,7 +130,7 @@ def held_chunk_items(redis: Redis, pids: set[int]) -> set[tuple[str, int]]:
     """(batch_id, index) of every item in the chunks that the workers ``pids`` are judging now.
 
     Read from both ends: the worker's current execution and the started registries' jobs that name
-    the worker (job ids are ``<batch_id>-<n>``; a chunk's args hold its items).
+    the worker (job ids are ``<batch_id>-<n>``; a job's argument refers to its chunk's items).
     """
     names = {w.name for w in registered_workers(redis) if w.pid in pids}
     job_ids = {w.get_current_job_id() for w in registered_workers(redis) if w.name in names} - {None}
@@ -144,8 +145,9 @@ def held_chunk_items(redis: Redis, pids: set[int]) -> set[tuple[str, int]]:
             continue
         if job.worker_name not in names:
             continue
-        chunk = job.args[0]
-        held |= {(chunk["batch_id"], int(entry["index"])) for entry in chunk["items"]}
+        chunk = load_chunk(redis, job.args[0])
+        if chunk is not None:
+            held |= {(chunk["batch_id"], int(entry["index"])) for entry in chunk["items"]}
     return held
 
 
