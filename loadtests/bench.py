@@ -126,12 +126,11 @@ def math_items(count: int, offset: int = 0) -> list[dict[str, Any]]:
 
 
 def _pool_verify(response: str, gold: str) -> str:
+    from rljudge_service import judged
     from rljudge_workers import math_judge
 
     try:
-        return math_judge.verify_answer(math_judge.answer_source(response, True), math_judge.gold_source(gold))[
-            "verdict"
-        ]
+        return math_judge.verify_answer(judged.answer_source(response, True), judged.gold_source(gold))["verdict"]
     except ValueError:
         return "invalid_item"
 
@@ -249,7 +248,8 @@ def bench_math(quick: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def grpo_items(prompts: int, rollouts: int = 16, salt: int = 0) -> list[dict[str, Any]]:
     """``prompts`` groups of ``rollouts`` rollouts each (contiguous, as trainers send them). Each
-    rollout is a distinct text; its final answer is one of the prompt's 8 real sampled answers."""
+    rollout is a distinct text; its final answer is one of the prompt's 8 real sampled answers.
+    Step ``salt`` takes the problems after those of step ``salt - 1`` (a new step's prompts)."""
     path = SHARED / "qwen25math_math_cot_100_labelled.jsonl"
     if path.exists():
         rows = [json.loads(line) for line in path.open()]
@@ -259,7 +259,7 @@ def grpo_items(prompts: int, rollouts: int = 16, salt: int = 0) -> list[dict[str
         groups = [(pairs[i][1], [p[0] for p in pairs[i : i + 8]]) for i in range(0, len(pairs), 8)]
     items = []
     for p in range(prompts):
-        gold, responses = groups[p % len(groups)]
+        gold, responses = groups[(salt * prompts + p) % len(groups)]
         for k in range(rollouts):
             text = f"Rollout {salt}.{p}.{k}: let us think step by step.\n" + responses[(k * 5) % len(responses)]
             items.append({"kind": "math", "response": text, "gold": gold})
@@ -267,28 +267,45 @@ def grpo_items(prompts: int, rollouts: int = 16, salt: int = 0) -> list[dict[str
 
 
 def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
-    prompts, rounds = (32, 2) if quick else (64, 3)
+    """The three configurations run side by side and take turns, step after step (noise on this
+    shared machine hits all three alike); each step is a new batch of new prompts and starts with
+    an empty verdict cache; one client per configuration, as a trainer keeps one."""
+    prompts, rounds = (32, 3) if quick else (64, 6)
     configs = [
         ("rljudge, cache on", {}),
         ("rljudge, cache off (dedup only)", {"RLJUDGE_CACHE_ENABLED": "false"}),
         ("rljudge, cache off, no dedup", {"RLJUDGE_CACHE_ENABLED": "false", "RLJUDGE_DEDUP_ENABLED": "false"}),
     ]
-    for name, env in configs:
-        with running_stack(workers=WORKERS, **env) as stack:
-            asyncio.run(service_batches(stack.url, [math_items(64, offset=400)], Measure()))
-            flush_cache(stack.redis_url or "")
-            m = Measure()
-            results: list[Any] = []
-            for r in range(rounds):  # each round starts with an empty verdict cache (a new step's prompts)
+
+    async def run(stacks: list[Any]) -> None:
+        measures = [Measure() for _ in configs]
+        results: list[list[Any]] = [[] for _ in configs]
+        for m in measures:
+            m.seconds, m.cpu_s = 0.0, 0.0
+        clients = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
+        try:
+            for client in clients:  # warm up: connections, pools, jails
+                await client.judge(math_items(64, offset=400), deadline_s=3600)
+            for r in range(rounds):
                 batch = grpo_items(prompts, salt=r)
-                with Measure() as one:
-                    results += asyncio.run(service_batches(stack.url, [batch], one))
-                m.samples += one.samples
-                m.seconds = getattr(m, "seconds", 0.0) + one.seconds
-                m.cpu_s = getattr(m, "cpu_s", 0.0) + one.cpu_s
-                flush_cache(stack.redis_url or "")
-            shared = sum(1 for r in results if r.cached)
+                for i, (client, stack) in enumerate(zip(clients, stacks, strict=True)):
+                    flush_cache(stack.redis_url or "")
+                    with Measure() as one:
+                        out = await client.judge(batch, deadline_s=3600)
+                    assert all(x.status == "scored" for x in out), {x.status for x in out}
+                    results[i] += out
+                    measures[i].samples.append(one.seconds)
+                    measures[i].seconds += one.seconds
+                    measures[i].cpu_s += one.cpu_s
+        finally:
+            for client in clients:
+                await client.aclose()
+        for (name, _env), m, res in zip(configs, measures, results, strict=True):
+            shared = sum(1 for x in res if x.cached)
             rows.append(row(f"(b) GRPO groups, {prompts}x16", name, m, prompts * 16 * rounds, shared_verdicts=shared))
+
+    with contextlib.ExitStack() as stacks:
+        asyncio.run(run([stacks.enter_context(running_stack(workers=WORKERS, **env)) for _name, env in configs]))
 
 
 # ---------------------------------------------------------------------------------------------- code

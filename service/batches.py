@@ -27,7 +27,7 @@ from rq.serializers import JSONSerializer
 
 from rljudge import BatchRequest, Item, ItemResult
 
-from . import keys, metrics
+from . import judged, keys, metrics
 from .errors import BatchLost, BatchTooLarge, Conflict, NotFound, QueueFull, RateLimited
 from .notifier import SAFETY_RECHECK_S, Notifier
 from .settings import Settings
@@ -54,6 +54,27 @@ def _stored(batch_id: str, meta: list[bytes | None]) -> Batch | None:
     if meta[0] is None:
         return None
     return Batch(batch_id, int(meta[0]), float(meta[1]), created=False)  # type: ignore[arg-type]
+
+
+def group_identical_math(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per distinct judged input (``judged.math_input`` and the item's time limit); the
+    other items with that input ride along as its ``copies`` (``[[index, id], ...]``) and get its
+    verdict. Items failing a ``require_think`` check are decided without a judge: never grouped."""
+    firsts: dict[tuple[str, float], dict[str, Any]] = {}
+    out = []
+    for entry in entries:
+        item = entry["item"]
+        if item.get("require_think") and judged.think_format_error(item.get("response") or "") is not None:
+            out.append(entry)
+            continue
+        key = (judged.math_input(item)[0], float(item["timeout_s"]))
+        first = firsts.get(key)
+        if first is None:
+            firsts[key] = entry
+            out.append(entry)
+        else:
+            first.setdefault("copies", []).append([entry["index"], entry["id"]])
+    return out
 
 
 def describe_errors(error: ValidationError, prefix: str) -> str:
@@ -150,6 +171,8 @@ class BatchService:
             entry = {"index": index, "id": ids[index], "item": item.model_dump(exclude_none=True)}
             valid[item.kind].append(entry)
         await self._reject_unknown_problems(valid["code"], rejected)
+        if settings.dedup_enabled:
+            valid["math"] = group_identical_math(valid["math"])
 
         meta = {
             "total": len(raw_items),

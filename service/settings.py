@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     #: item, while a small batch still spreads over every worker.
     math_chunk_max_items: int = 64
     code_chunk_max_items: int = 8
+    #: Queue each distinct judged math input of a batch once; the batch's other items with the same
+    #: input (GRPO groups repeat final answers) get its verdict. Workers read the same variable to
+    #: de-duplicate inside a chunk. Off only for benchmarks that measure its effect.
+    dedup_enabled: bool = True
     #: Queued jobs above which submissions get 429 + Retry-After (0 disables).
     max_queue_depth: int = 5000
     retry_after_s: int = 2

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from rljudge_workers import math_judge
-from rljudge_workers.math_judge import answer_source, gold_source, last_boxed, verify_answer
+from rljudge_service.judged import MATH_GRADER, answer_source, gold_source, last_boxed
+from rljudge_workers.math_judge import verify_answer
 
 from .conftest import DATA
 
@@ -81,4 +81,4 @@ def test_agrees_with_labelled_rollouts() -> None:
 
 
 def test_grader_names_its_version() -> None:
-    assert math_judge.GRADER.startswith("math-verify 0.")
+    assert MATH_GRADER.startswith("math-verify 0.")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rljudge_workers.rewards import compute_reward, think_format_error
+from rljudge_service.judged import think_format_error
+from rljudge_workers.rewards import compute_reward
 
 
 @pytest.mark.parametrize(

@@ -1,7 +1,9 @@
 """The RQ job: judge one chunk of a batch and write each item's final result to Redis.
 
-A chunk is ``{"batch_id", "deadline", "reward_scheme", "items": [{"index", "id", "item"}, ...]}``,
-stored by the gateway under ``keys.chunk_payload``; the job's argument refers to it.
+A chunk is ``{"batch_id", "deadline", "reward_scheme", "items": [{"index", "id", "item", "copies"?},
+...]}``, stored by the gateway under ``keys.chunk_payload``; the job's argument refers to it. An
+entry's ``copies`` (``[[index, id], ...]``) are the batch's other items that the gateway found to
+have the same judged input: each gets the entry's verdict as its own result.
 For every item the job writes exactly one result with ``HSETNX`` (the first final result wins, so
 a chunk re-run after a worker died, or a deadline the gateway already enforced, never produces a
 second one) and announces it on the batch's pub/sub channel.
@@ -13,7 +15,6 @@ read for the rest in one round trip; identical judged inputs inside the chunk ar
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Iterable
@@ -28,16 +29,13 @@ from rq import get_current_job
 
 from rljudge import ItemResult, Limits
 from rljudge_sandbox import extract_program
-from rljudge_service import keys
+from rljudge_service import judged, keys
 
 from . import lease, math_judge, pools
-from .rewards import compute_reward, think_format_error
+from .rewards import compute_reward
 from .settings import WorkerSettings, get_settings
 
 log = logging.getLogger("rljudge.workers.jobs")
-
-#: Bumped whenever judging semantics change, so old cache entries stop matching.
-JUDGE_VERSION = "1"
 
 
 def load_chunk(redis: Redis, ref: dict[str, Any]) -> dict[str, Any] | None:
@@ -141,9 +139,9 @@ class ChunkJudge:
         math_groups = [g for g in groups if g[0][1]["kind"] == "math"]
         if len(math_groups) > 1 and time.time() < self.deadline:
             # several math inputs: one round trip to the judge process for all of them
-            judged = self._judge_math_many([g[0][1] for g in math_groups])
-            if judged is not None:
-                for group, (judgement, elapsed_ms) in zip(math_groups, judged, strict=True):
+            outcomes = self._judge_math_many([g[0][1] for g in math_groups])
+            if outcomes is not None:
+                for group, (judgement, elapsed_ms) in zip(math_groups, outcomes, strict=True):
                     self._finish_group(group, judgement, elapsed_ms)
                 groups = [g for g in groups if g[0][1]["kind"] != "math"]
                 self._flush()
@@ -200,13 +198,11 @@ class ChunkJudge:
         kind = item["kind"]
         text = item.get("response")
         if item.get("require_think") and text is not None:
-            reason = think_format_error(text)
+            reason = judged.think_format_error(text)
             if reason is not None:
                 return {"verdict": "format_error", "format_error": reason, "detail": reason}, None
         if kind == "math":
-            source = math_judge.answer_source(text or "", item.get("strip_think", True))
-            gold = math_judge.gold_source(item["gold"])
-            key = _digest("math", math_judge.GRADER, source, gold)
+            key, source, gold = judged.math_input(item)
             return None, {"key": key, "kind": "math", "source": source, "gold": gold, "timeout": item["timeout_s"]}
         return self._prepare_code(item)
 
@@ -225,10 +221,10 @@ class ChunkJudge:
             limits = limits or problem.get("limits")
         else:
             suite = item["tests"]
-            suite_hash = _digest("suite", orjson.dumps(suite, option=orjson.OPT_SORT_KEYS).decode())
+            suite_hash = judged.digest("suite", orjson.dumps(suite, option=orjson.OPT_SORT_KEYS).decode())
         limits = Limits.model_validate(limits or {}).model_dump()
         mode = item.get("mode", "all")
-        key = _digest("code", "sandbox", program, suite_hash, orjson.dumps(limits).decode(), mode)
+        key = judged.digest("code", "sandbox", program, suite_hash, orjson.dumps(limits).decode(), mode)
         return None, {"key": key, "kind": "code", "program": program, "suite": suite, "limits": limits, "mode": mode}
 
     def _problem(self, problem_id: str) -> dict[str, Any] | None:
@@ -270,7 +266,7 @@ class ChunkJudge:
         except Exception:
             log.exception("math-verify batch failed; judging one by one")
             return None
-        judged = []
+        judgements = []
         for outcome, elapsed_ms in outcomes:
             if outcome.get("error") == "value":
                 judgement = _rejected(outcome["detail"])
@@ -278,9 +274,9 @@ class ChunkJudge:
                 judgement = {"status": "infra_failed", "verdict": "judge_error", "detail": outcome["detail"]}
             else:
                 judgement = outcome
-            judgement["grader"] = math_judge.GRADER
-            judged.append((judgement, elapsed_ms))
-        return judged
+            judgement["grader"] = judged.MATH_GRADER
+            judgements.append((judgement, elapsed_ms))
+        return judgements
 
     def _judge_math(self, task: dict[str, Any]) -> dict[str, Any]:
         future = pools.math_pool().schedule(
@@ -297,16 +293,18 @@ class ChunkJudge:
         except Exception as exc:  # math-verify raised: the judge failed, not the model
             log.exception("math-verify raised")
             judgement = {"status": "infra_failed", "verdict": "judge_error", "detail": f"{type(exc).__name__}: {exc}"}
-        judgement["grader"] = math_judge.GRADER
+        judgement["grader"] = judged.MATH_GRADER
         return judgement
 
     # ------------------------------------------------------------------ Redis I/O
 
     def _unresolved(self, entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The entries of which some item (the entry's own or one of its ``copies``) has no result."""
         entries = list(entries)
-        fields = [str(entry["index"]) for entry in entries]
-        present = self.redis.hmget(keys.batch_results(self.batch_id), fields) if fields else []
-        todo = [entry for entry, value in zip(entries, present, strict=True) if value is None]
+        indices = [[entry["index"], *(index for index, _id in entry.get("copies", ()))] for entry in entries]
+        fields = [str(index) for group in indices for index in group]
+        present = iter(self.redis.hmget(keys.batch_results(self.batch_id), fields) if fields else [])
+        todo = [entry for entry, group in zip(entries, indices, strict=True) if None in [next(present) for _ in group]]
         self.counts["skipped"] += len(entries) - len(todo)
         return todo
 
@@ -347,16 +345,23 @@ class ChunkJudge:
             tests=judgement.get("tests"),
             grader=judgement.get("grader"),
         )
+        verdict = result.verdict or "none"
         self._pending.append(
             (
                 str(entry["index"]),
                 result.model_dump_json(exclude_none=True).encode(),
                 item["kind"],
                 status,
-                result.verdict or "none",
+                verdict,
                 cached,
             )
         )
+        # the batch's other items with the same judged input (grouped by the gateway) share the verdict
+        for index, item_id in entry.get("copies", ()):
+            copy = result.model_copy(update={"id": item_id, "index": index, "cached": True, "elapsed_ms": 0.0})
+            self._pending.append(
+                (str(index), copy.model_dump_json(exclude_none=True).encode(), item["kind"], status, verdict, True)
+            )
         if not self._buffered:
             self._flush()
 
@@ -402,14 +407,6 @@ class ChunkJudge:
             self._timings[field] = self._timings.get(field, 0.0) + amount
         if not self._buffered:
             self._flush()
-
-
-def _digest(*parts: str) -> str:
-    h = hashlib.sha256(JUDGE_VERSION.encode())
-    for part in parts:
-        h.update(b"\x00")
-        h.update(part.encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
 
 
 def _rejected(detail: str) -> dict[str, Any]:

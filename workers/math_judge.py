@@ -1,73 +1,18 @@
 """Math judging with HuggingFace math-verify: pure functions, no Redis.
 
-``answer_source`` decides what text of a response is judged (cheap, run in the worker);
-``verify_answer`` runs math-verify on it (expensive, run in a Pebble process with a hard kill,
-because math-verify's own signal-based timeouts fail silently off the main thread and some inputs,
-such as power towers, never finish).
-
-What is judged: the text after the last ``</think>`` when ``strip_think`` is set; within it the
-content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) when there is one, else the whole text
-through math-verify's LaTeX and plain-expression extraction. The judged text is also the verdict
-cache's key, so two rollouts with the same final boxed answer share one verification.
+``rljudge_service.judged.answer_source`` decides what text of a response is judged (cheap, run
+where the item is prepared); ``verify_answer`` runs math-verify on it (expensive, run in a Pebble
+process with a hard kill, because math-verify's own signal-based timeouts fail silently off the
+main thread and some inputs, such as power towers, never finish).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from importlib.metadata import version
 from typing import Any
 
-from .rewards import THINK_CLOSE
-
 log = logging.getLogger("rljudge.workers.math_judge")
-
-GRADER = f"math-verify {version('math-verify')}"
-
-_BOXED_MARKERS = ("\\boxed", "\\fbox")
-#: Longest text handed to math-verify; longer answers are judged on their tail.
-MAX_JUDGED_CHARS = 20_000
-
-
-def after_think(response: str) -> str:
-    """The text after the last ``</think>``, or the whole response when there is none."""
-    _head, sep, tail = response.rpartition(THINK_CLOSE)
-    return tail if sep else response
-
-
-def last_boxed(text: str) -> str | None:
-    """The content of the last ``\\boxed{...}``/``\\fbox{...}`` with balanced braces, or None."""
-    start = max(text.rfind(marker) for marker in _BOXED_MARKERS)
-    while start != -1:
-        brace = text.find("{", start)
-        if brace != -1 and text[start:brace].strip() in _BOXED_MARKERS:
-            depth = 0
-            for pos in range(brace, len(text)):
-                char = text[pos]
-                if char == "{":
-                    depth += 1
-                elif char == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return text[brace + 1 : pos]
-        # unbalanced or not followed by a brace: try the previous marker
-        start = max(text.rfind(marker, 0, start) for marker in _BOXED_MARKERS)
-    return None
-
-
-def answer_source(response: str, strip_think: bool) -> str:
-    """The text of ``response`` that math-verify will judge (see the module docstring)."""
-    text = after_think(response) if strip_think else response
-    boxed = last_boxed(text)
-    if boxed is not None:
-        return "\\boxed{" + boxed.strip() + "}"
-    return text[-MAX_JUDGED_CHARS:]
-
-
-def gold_source(gold: str) -> str:
-    """Golds are bare answers (``"\\frac{1}{2}"``, ``"420"``); judge them as a boxed answer."""
-    boxed = last_boxed(gold)
-    return "\\boxed{" + (boxed if boxed is not None else gold).strip() + "}"
 
 
 def preload() -> None:
@@ -78,7 +23,7 @@ def preload() -> None:
 
 
 def verify_answer(source: str, gold: str) -> dict[str, Any]:
-    """Judge ``source`` against ``gold`` (both from the functions above). Runs in a pool process.
+    """Judge ``source`` against ``gold`` (from ``rljudge_service.judged``). Runs in a pool process.
 
     Returns a judgement ``{"verdict": "correct"|"wrong_answer"|"no_answer", "detail": str|None}``;
     raises ``ValueError`` when the gold itself cannot be parsed (a bad item, not a wrong answer).

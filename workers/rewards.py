@@ -10,9 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-THINK_OPEN = "<think>"
-THINK_CLOSE = "</think>"
-
 #: Klear-Reasoner's penalties for a response whose reasoning block is malformed.
 KLEAR_MISSING_THINK_OPEN = -2.0
 KLEAR_MISSING_THINK_CLOSE = -0.5
@@ -32,15 +29,6 @@ MODEL_VERDICTS = frozenset(
         "no_code",
     }
 )
-
-
-def think_format_error(response: str) -> str | None:
-    """Why the response's reasoning block is malformed, or None when it has a closing ``</think>``."""
-    if THINK_CLOSE in response:
-        return None
-    if THINK_OPEN in response:
-        return "missing </think>"
-    return "missing <think>"
 
 
 def _binary(judgement: dict[str, Any]) -> float:

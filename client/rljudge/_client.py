@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
+import ssl
 import uuid
 from collections.abc import Mapping, Sequence
 from types import TracebackType
@@ -24,6 +26,14 @@ ItemLike = MathItem | CodeItem | Mapping[str, Any]
 RETRY_STATUSES = frozenset({409, 429, 502, 503, 504})
 #: Server-side default deadline; the HTTP read timeout of /v1/judge is the deadline plus a margin.
 DEFAULT_DEADLINE_S = 300.0
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context, built once per process: building one loads the CA bundle
+    (~30 ms), which a client created per training step (or per verl ``compute_score`` call) would
+    otherwise pay every time."""
+    return httpx.create_ssl_context()
 
 
 class JudgeClient:
@@ -56,6 +66,7 @@ class JudgeClient:
             base_url=base_url,
             headers=headers,
             transport=transport,
+            verify=_tls_context(),
             timeout=httpx.Timeout(connect_timeout_s, read=DEFAULT_DEADLINE_S + 60),
             limits=httpx.Limits(max_connections=max_concurrency * 2, max_keepalive_connections=max_concurrency),
         )

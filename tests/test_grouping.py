@@ -1,0 +1,69 @@
+"""Identical judged inputs in one batch: the gateway queues each once, its copies share the verdict."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from redis import Redis
+
+from rljudge_service import keys
+from rljudge_service.batches import group_identical_math
+from rljudge_workers.jobs import ChunkJudge
+from rljudge_workers.settings import WorkerSettings
+
+from .conftest import judge
+
+
+def entry(index: int, response: str, gold: str = "4", **item: Any) -> dict[str, Any]:
+    return {
+        "index": index,
+        "id": f"r{index}",
+        "item": {"kind": "math", "response": response, "gold": gold, "timeout_s": 5.0, "strip_think": True, **item},
+    }
+
+
+def test_items_with_the_same_final_answer_are_queued_once() -> None:
+    entries = [
+        entry(0, "First I add: \\boxed{4}"),
+        entry(1, "Another way entirely, still \\boxed{ 4 }"),  # same judged input once stripped
+        entry(2, "Wrong: \\boxed{5}"),
+        entry(3, "<think>maybe \\boxed{5}</think> so \\boxed{4}"),  # judged after </think>: 4
+        entry(4, "\\boxed{4}", gold="5"),  # another gold: another input
+        entry(5, "\\boxed{4}", timeout_s=1.0),  # another time limit: judged on its own
+    ]
+    queued = group_identical_math(entries)
+    assert [e["index"] for e in queued] == [0, 2, 4, 5]
+    assert queued[0]["copies"] == [[1, "r1"], [3, "r3"]]
+    assert all("copies" not in e for e in queued[1:])
+
+
+def test_items_failing_the_think_check_are_never_grouped() -> None:
+    entries = [entry(i, "no tags \\boxed{4}", require_think=True) for i in range(3)]
+    assert [e["index"] for e in group_identical_math(entries)] == [0, 1, 2]
+
+
+def test_copies_get_their_own_results(judge_url: str) -> None:
+    nonce = uuid.uuid4().hex  # a gold no cache has seen
+    gold = f"{int(nonce[:8], 16)}"
+    items = [
+        {"kind": "math", "id": f"r{k}", "response": f"Attempt {k}: the answer is \\boxed{{{gold}}}", "gold": gold}
+        for k in range(6)
+    ] + [{"kind": "math", "id": "wrong", "response": "\\boxed{0}", "gold": gold}]
+    results = judge(judge_url, items).results
+    assert [(r.id, r.index) for r in results] == [(item["id"], i) for i, item in enumerate(items)]
+    assert [r.verdict for r in results] == ["correct"] * 6 + ["wrong_answer"]
+    assert [r.cached for r in results[:6]] == [False] + [True] * 5  # one judged, five shared its verdict
+    assert all(r.reward == 1.0 for r in results[:6]) and results[6].reward == 0.0
+
+
+def test_a_rerun_chunk_judges_an_entry_again_when_a_copy_lacks_its_result(redis: Redis) -> None:
+    batch_id = uuid.uuid4().hex
+    first = {**entry(0, "\\boxed{4}"), "copies": [[1, "r1"], [2, "r2"]]}
+    alone = entry(3, "\\boxed{5}")
+    chunk = {"batch_id": batch_id, "deadline": 1e12, "reward_scheme": "binary", "items": [first, alone]}
+    # a worker died after writing the first entry's own result and one copy's, and the other entry's
+    redis.hset(keys.batch_results(batch_id), mapping={"0": "{}", "1": "{}", "3": "{}"})
+    judge_ = ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused"))
+    assert judge_._unresolved(chunk["items"]) == [first]
+    assert judge_.counts["skipped"] == 1
