@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import string
 import time
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -225,3 +227,53 @@ def test_redis_down_is_503_with_retry_after(make_gateway) -> None:
     assert response.status_code == 503
     assert response.headers["Retry-After"]
     assert "Redis" in response.json()["detail"]
+
+
+async def test_a_result_announced_while_the_gateway_reads_wakes_it_at_once(redis_url: str) -> None:
+    """The worker's result lands and is announced while the waiter's read is in flight (the read
+    sees no result): the announcement must still wake it, not the slow safety re-check."""
+    from redis import Redis as SyncRedis
+    from redis.asyncio import Redis as AsyncRedis
+
+    from rljudge_service import keys
+    from rljudge_service.batches import Batch, BatchService
+    from rljudge_service.notifier import SAFETY_RECHECK_S, Notifier
+    from rljudge_service.settings import Settings
+
+    redis = AsyncRedis.from_url(redis_url)
+    notifier = Notifier(redis)
+    await notifier.start()
+    service = BatchService(redis, SyncRedis.from_url(redis_url), notifier, Settings(redis_url=redis_url))
+    batch = Batch(uuid.uuid4().hex, total=1, deadline=time.time() + 60)
+    await redis.hset(keys.batch_meta(batch.batch_id), mapping={"total": 1, "deadline": batch.deadline})
+    pipeline = redis.pipeline
+    reads = 0
+
+    def racing_pipeline(transaction: bool = True) -> Any:
+        pipe = pipeline(transaction=transaction)
+        execute = pipe.execute
+
+        async def read_then_announce(raise_on_error: bool = True) -> list[Any]:
+            nonlocal reads
+            reads += 1
+            stale = await execute(raise_on_error)
+            if reads == 1:  # the worker writes and announces right after this read
+                await redis.hset(keys.batch_results(batch.batch_id), "0", b"{}")
+                await redis.publish(keys.batch_events(batch.batch_id), b"1")
+                (event,) = notifier._waiters[batch.batch_id]
+                await asyncio.wait_for(event.wait(), 5)  # delivered before the read "returns"
+            return stale
+
+        pipe.execute = read_then_announce  # type: ignore[method-assign]
+        return pipe
+
+    service.redis.pipeline = racing_pipeline  # type: ignore[method-assign]
+    try:
+        started = time.monotonic()
+        results = await service.wait(batch, until=time.time() + 10)
+        assert time.monotonic() - started < SAFETY_RECHECK_S / 2
+        assert results is not None and list(results) == [b"0"]
+    finally:
+        await notifier.stop()
+        await redis.delete(keys.batch_meta(batch.batch_id), keys.batch_results(batch.batch_id))
+        await redis.aclose()

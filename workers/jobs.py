@@ -31,7 +31,7 @@ from rljudge import ItemResult, Limits
 from rljudge_sandbox import extract_program
 from rljudge_service import judged, keys
 
-from . import lease, math_judge, pools
+from . import math_judge, pools
 from .rewards import compute_reward
 from .settings import WorkerSettings, get_settings
 
@@ -61,11 +61,8 @@ def judge_chunk(ref: dict[str, Any]) -> dict[str, int]:
     if chunk is None:
         log.warning("chunk %s expired with its batch %s: nothing to judge", ref.get("payload"), ref["batch_id"])
         return {}
-    if job is None:  # called directly (tests, tools)
-        counts = ChunkJudge(redis, chunk, get_settings()).run()
-    else:
-        with lease.held(redis, job.id, get_settings().lease_ttl_s):
-            counts = ChunkJudge(redis, chunk, get_settings()).run()
+    # a worker holds the chunk's lease meanwhile (``JudgeWorker``, ``lease.py``)
+    counts = ChunkJudge(redis, chunk, get_settings()).run()
     if "payload" in ref:  # every item has its result: the stored chunk is not needed any more
         redis.delete(ref["payload"])
     return counts

@@ -14,13 +14,18 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
+from rq.executions import Execution
+from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.utils import now
+from rq.worker import WorkerStatus
 from rq.worker_pool import WorkerPool
 
 from rljudge_service import keys
 
 from . import jobs, math_judge, pools, reaper
+from .lease import Lease
 from .settings import get_settings
 
 log = logging.getLogger("rljudge.workers")
@@ -37,6 +42,45 @@ class JudgeWorker(SimpleWorker):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.job_monitoring_interval = 24 * 3600
+        self.lease = Lease(self.connection, get_settings().lease_ttl_s)
+        self._prepared: str | None = None
+
+    def prepare_execution(self, job: Job) -> Execution:
+        """RQ's two transactions before a job runs (``rq.executions.prepare_execution``: the
+        execution, the started registry, the worker's state; ``prepare_job_execution``: the
+        heartbeats and the job's status) and the chunk's lease, in one: two round trips less on
+        every chunk's path. Mirrors RQ 3.0 (the dependency is pinned below 4)."""
+        with self.connection.pipeline() as pipe:
+            ttl = self.get_heartbeat_ttl(job)
+            execution = Execution.create(job, ttl, pipeline=pipe, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipe)
+            self.heartbeat(ttl, pipeline=pipe)
+            job.heartbeat(now(), ttl, pipeline=pipe)
+            job.prepare_for_execution(self.name, pipeline=pipe)
+            pipe.persist(job.key)
+            self.lease.acquire(pipe, job.id)
+            try:
+                pipe.execute()
+            except BaseException:
+                self.lease.release()
+                raise
+        self._prepared = job.id
+        return execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Done by ``prepare_execution`` already (RQ's own when it also has to clean an
+        intermediate queue: a worker of one queue)."""
+        if job.id != self._prepared or remove_from_intermediate_queue:
+            super().prepare_job_execution(job, remove_from_intermediate_queue)
+        self._prepared = None
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """RQ's ``perform_job`` (the job, then its success or failure bookkeeping) under the lease."""
+        try:
+            return super().perform_job(job, queue, execution)
+        finally:
+            self.lease.release()
 
     _beat_at = 0.0
 

@@ -65,6 +65,8 @@ async def get_batch(
 ) -> Response:
     """The results known so far, in item order; ``done`` once every item has one."""
     batch = await batches.batch(batch_id)
+    raw = None
     if wait_s > 0:
-        await batches.wait(batch, until=min(time.time() + min(wait_s, settings.max_long_poll_s), batch.deadline))
-    return Response(await batches.collect(batch), media_type="application/json")
+        until = min(time.time() + min(wait_s, settings.max_long_poll_s), batch.deadline)
+        raw = await batches.wait(batch, until=until)
+    return Response(await batches.collect(batch, raw), media_type="application/json")

@@ -44,7 +44,7 @@ async def readyz(request: Request) -> JSONResponse:
 @router.get("/metrics", include_in_schema=False)
 async def metrics_endpoint(request: Request) -> Response:
     if request.app.state.settings.metrics_require_auth:
-        get_caller(request)
+        await get_caller(request)
     redis = request.app.state.redis
     pipe = redis.pipeline(transaction=False)
     for queue in keys.QUEUES:
