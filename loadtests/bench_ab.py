@@ -54,7 +54,7 @@ def measure(env: dict[str, str]) -> dict[str, float]:
         with bench.Measure() as m:
             asyncio.run(bench.service_code(stack.url, items, m))
         out["HumanEval subs/s"] = len(items) / m.seconds
-        subs = bench.stdio_subs(60, 10, False)
+        subs = bench.stdio_workload(60, 10, False)
         items = [
             {
                 "kind": "code",
