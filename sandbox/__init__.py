@@ -10,7 +10,8 @@ Public API::
 
 Jails: a jail serves the submissions of one *scope* one after another (the workers pass the batch
 id, so a jail never holds two callers' code), up to ``MAX_SUBMISSIONS_PER_JAIL``, and is replaced
-after any failure; scope None gives a submission a jail of its own. Starting a jail costs ~20 ms of
+after any failure; scope None, or a harness that cannot drop to a sandbox uid (a worker not
+running as root), gives a submission a jail of its own. Starting a jail costs ~20 ms of
 CPU and the interpreter another ~10; serving a submission in a warm one costs a fork or two.
 
 A judgement is ``{"verdict", "passed", "total", "tests": [{"status", "time_ms", "detail"}],

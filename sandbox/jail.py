@@ -88,15 +88,13 @@ def new_marker() -> str:
 def _starter_alive(marker_arg: bytes) -> bool:
     """Whether the process that started the jail named by this argv entry still runs."""
     try:
-        pid = int(marker_arg[len(MARKER_PREFIX) :].split(b"-", 1)[0])
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rpartition(b")")[2].split()[0]
-    except (ValueError, IndexError, OSError):
+        return _running(int(marker_arg[len(MARKER_PREFIX) :].split(b"-", 1)[0]))
+    except ValueError:
         return False
-    return state not in (b"Z", b"X")
 
 
 def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not a zombie)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")

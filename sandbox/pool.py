@@ -30,7 +30,7 @@ def _judge_task(
             _session.close()
         _session = JailSession(scope)
     result = _session.judge(program, suite, limits, mode)
-    if scope is None:
+    if scope is None or not _session.isolated:
         _session.close()
     return result
 

@@ -276,6 +276,9 @@ class JailSession:
         self.scope = scope
         self.marker = marker
         self.served = 0
+        #: Whether the harness runs submissions under a sandbox uid it can clean up after; a jail
+        #: whose harness cannot (not started as root) serves one submission only.
+        self.isolated = False
         self._proc: subprocess.Popen[bytes] | None = None
         self._chan: _Channel | None = None
 
@@ -285,7 +288,13 @@ class JailSession:
 
     def reusable_for(self, scope: str | None) -> bool:
         """Whether the next submission of ``scope`` may run in this jail."""
-        return scope is not None and scope == self.scope and self.alive and self.served < MAX_SUBMISSIONS_PER_JAIL
+        return (
+            scope is not None
+            and scope == self.scope
+            and self.isolated
+            and self.alive
+            and self.served < MAX_SUBMISSIONS_PER_JAIL
+        )
 
     def _start(self) -> str | None:
         """Starts the jail and waits for the harness; an error message, or None when ready."""
@@ -305,7 +314,10 @@ class JailSession:
 
     def _ready(self, timeout_s: float) -> bool:
         frame = self._chan.recv(timeout_s) if self._chan is not None else None
-        return frame is not None and frame.get("t") == "ready"
+        if frame is None or frame.get("t") != "ready":
+            return False
+        self.isolated = bool(frame.get("isolated"))
+        return True
 
     def judge(self, program: str, suite: dict[str, Any], limits: dict[str, Any] | None, mode: str) -> dict[str, Any]:
         """Judges one submission (see :func:`execute`)."""

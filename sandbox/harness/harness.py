@@ -9,7 +9,7 @@ Protocol: newline-delimited JSON frames on stdin (runner -> harness) and stdout 
 A jail serves submissions one after another; the runner sends nothing until the harness is "ready".
 
   runner:  {"uid": int | null}                                                  (once per jail)
-  harness: {"t": "ready"}                                                       (per submission)
+  harness: {"t": "ready", "isolated": bool}                                     (per submission)
   runner:  {"program": str, "limits": {...}}                                   (no answer)
   runner:  {"op": "run", "spec": {"kind": "stdio" | "call" | "assert" | "pytest", ...}}   (repeated)
   harness: {"t": "ran", "exit": int | null, "signal": int | null, "cpu": float, "wall": float,
@@ -664,7 +664,9 @@ def serve_submission(proto_in_fd, write, uid):
     Exit status 0: the runner ended the submission (``{"op": "end"}``); 3: end of stdin (stop).
     """
     reader = io.BufferedReader(io.FileIO(proto_in_fd, "r", closefd=False), 1 << 20)
-    write({"t": "ready"})
+    # without a sandbox uid (a harness not started as root) nothing kills what a submission left
+    # behind: the runner then gives every submission a jail of its own
+    write({"t": "ready", "isolated": uid is not None})
     line = reader.readline()
     if not line:
         os._exit(3)

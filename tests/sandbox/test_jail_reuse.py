@@ -118,13 +118,16 @@ def test_a_dead_jail_is_replaced_transparently(session):
     assert _stdout(session.judge(WHICH_JAIL, RUN, LIMITS, "all")) != first
 
 
-def test_a_jail_is_replaced_after_its_submission_budget():
+def test_a_jail_is_replaced_after_its_budget_or_when_it_cannot_isolate():
     session = JailSession("s")
     try:
         first = _stdout(session.judge(WHICH_JAIL, RUN, LIMITS, "all"))
+        assert session.isolated  # the harness runs submissions under a sandbox uid (the worker is root)
         assert session.reusable_for("s") and not session.reusable_for("t") and not session.reusable_for(None)
         session.served = MAX_SUBMISSIONS_PER_JAIL
         assert session.alive and not session.reusable_for("s")
+        session.served, session.isolated = 1, False  # a harness that could not drop to a sandbox uid
+        assert not session.reusable_for("s")
     finally:
         session.close()
     assert first.startswith(MARKER_PREFIX)
