@@ -172,6 +172,7 @@ class BatchService:
             entry = {"index": index, "id": ids[index], "item": item.model_dump(exclude_none=True)}
             valid[item.kind].append(entry)
         await self._reject_unknown_problems(valid["code"], rejected)
+        submitted = {kind: len(entries) for kind, entries in valid.items()}
         if settings.dedup_enabled:
             valid["math"] = group_identical_math(valid["math"])
 
@@ -197,8 +198,8 @@ class BatchService:
             with contextlib.suppress(RedisError):
                 await self.redis.delete(keys.batch_meta(batch_id), keys.batch_results(batch_id))
             raise
-        metrics.ITEMS_SUBMITTED.labels("math").inc(len(valid["math"]))
-        metrics.ITEMS_SUBMITTED.labels("code").inc(len(valid["code"]))
+        for kind, count in submitted.items():
+            metrics.ITEMS_SUBMITTED.labels(kind).inc(count)
         metrics.ITEMS_REJECTED.inc(len(rejected))
         return Batch(batch_id, len(raw_items), now + deadline_s)
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -33,6 +34,23 @@ from rljudge_service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).with_name("data")
+
+
+_SAMPLE = re.compile(r"^(?P<name>[a-z_]+)\{(?P<labels>[^}]*)\} (?P<value>[0-9.e+-]+)$")
+
+
+def metric_total(url: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` on the gateway's /metrics whose labels include ``labels``."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    total = 0.0
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if match is None or match["name"] != name:
+            continue
+        found = dict(re.findall(r'([a-z_]+)="([^"]*)"', match["labels"]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match["value"])
+    return total
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float, what: str) -> None:

@@ -12,7 +12,7 @@ from rljudge_service.batches import group_identical_math
 from rljudge_workers.jobs import ChunkJudge
 from rljudge_workers.settings import WorkerSettings
 
-from .conftest import judge
+from .conftest import judge, metric_total
 
 
 def entry(index: int, response: str, gold: str = "4", **item: Any) -> dict[str, Any]:
@@ -50,7 +50,9 @@ def test_copies_get_their_own_results(judge_url: str) -> None:
         {"kind": "math", "id": f"r{k}", "response": f"Attempt {k}: the answer is \\boxed{{{gold}}}", "gold": gold}
         for k in range(6)
     ] + [{"kind": "math", "id": "wrong", "response": "\\boxed{0}", "gold": gold}]
+    submitted = metric_total(judge_url, "rljudge_items_submitted_total", kind="math")
     results = judge(judge_url, items).results
+    assert metric_total(judge_url, "rljudge_items_submitted_total", kind="math") == submitted + 7  # copies count
     assert [(r.id, r.index) for r in results] == [(item["id"], i) for i, item in enumerate(items)]
     assert [r.verdict for r in results] == ["correct"] * 6 + ["wrong_answer"]
     assert [r.cached for r in results[:6]] == [False] + [True] * 5  # one judged, five shared its verdict

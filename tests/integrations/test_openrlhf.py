@@ -21,7 +21,7 @@ import requests
 
 torch = pytest.importorskip("torch", reason="OpenRLHF reads the answer with torch.as_tensor")
 
-from .conftest import metric_total  # noqa: E402
+from ..conftest import metric_total  # noqa: E402
 
 PROMPT = "<|im_start|>user\nWhat is 6 times 7? Put the answer in \\boxed{}.<|im_end|>\n<|im_start|>assistant\n"
 SUM_PROGRAM = "a, b = map(int, input().split())\nprint(a + b)\n"

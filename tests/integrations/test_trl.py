@@ -21,7 +21,7 @@ from trl import GRPOConfig, GRPOTrainer
 
 from rljudge.integrations import RLJudgeReward
 
-from .conftest import metric_total
+from ..conftest import metric_total
 
 SUM_TESTS = {"type": "stdio", "cases": [{"input": "2 3\n", "output": "5\n"}]}
 

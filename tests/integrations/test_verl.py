@@ -29,7 +29,7 @@ from verl.workers.reward_manager.batch import BatchRewardManager
 
 from rljudge.integrations import verl as rljudge_verl
 
-from .conftest import metric_total
+from ..conftest import metric_total
 
 PROGRAM = "a, b = map(int, input().split())\nprint(a + b)\n"
 
