@@ -35,6 +35,10 @@ from .settings import Settings
 ITEM_ADAPTER: TypeAdapter[Any] = TypeAdapter(Item)
 #: A large batch is cut into at least this many chunks per kind (see ``Settings.math_chunk_max_items``).
 CHUNKS_PER_BATCH = 8
+#: A chunk up to this size travels inside its RQ job; a larger one is stored once and the job
+#: refers to it (``keys.chunk_payload``): a one-item batch saves the round trips, a batch of long
+#: rollouts is not repr'd, compressed and re-encoded by RQ.
+INLINE_CHUNK_BYTES = 16 * 1024
 #: Batches of at most this many items read their results while waiting (see ``BatchService.wait``).
 READ_WHILE_WAITING = 64
 
@@ -285,12 +289,15 @@ class BatchService:
         by_kind: dict[str, list[Any]] = {"math": [], "code": []}
         payloads = {}
         for number, (kind, chunk) in enumerate(chunks):
-            payload_key = keys.chunk_payload(batch_id, number)
-            payloads[payload_key] = orjson.dumps(chunk)
+            payload = orjson.dumps(chunk)
+            job_arg = chunk
+            if len(payload) > INLINE_CHUNK_BYTES:  # stored once, referred to by the job
+                job_arg = {"batch_id": batch_id, "payload": keys.chunk_payload(batch_id, number)}
+                payloads[job_arg["payload"]] = payload
             by_kind[kind].append(
                 Queue.prepare_data(
                     keys.JUDGE_CHUNK,
-                    args=({"batch_id": batch_id, "payload": payload_key},),
+                    args=(job_arg,),
                     job_id=f"{batch_id}-{number}",
                     description=f"judge {kind} chunk {number} of batch {batch_id} ({len(chunk['items'])} items)",
                     timeout=max(60, int(chunk["deadline"] - time.time()) + 60),

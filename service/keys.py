@@ -31,9 +31,10 @@ def batch_results(batch_id: str) -> str:
 
 
 def chunk_payload(batch_id: str, number: int) -> str:
-    """String: one chunk's JSON (``{"batch_id", "deadline", "reward_scheme", "items": [...]}``). The
-    queued RQ job carries only a reference to it (see ``jobs.load_chunk``): the items are encoded
-    once with orjson, never repr'd, zlib-compressed and JSON-encoded again by RQ. The worker deletes
+    """String: one large chunk's JSON (``{"batch_id", "deadline", "reward_scheme", "items": [...]}``).
+    The queued RQ job carries only a reference to it (see ``jobs.load_chunk``): the items are encoded
+    once with orjson, never repr'd, zlib-compressed and JSON-encoded again by RQ (a small chunk
+    travels inside its job). The worker deletes
     it once every item of the chunk has a result; a chunk whose worker died keeps it for the re-run."""
     return f"{PREFIX}:batch:{batch_id}:chunk:{number}"
 

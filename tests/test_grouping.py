@@ -9,10 +9,10 @@ from redis import Redis
 
 from rljudge_service import keys
 from rljudge_service.batches import group_identical_math
-from rljudge_workers.jobs import ChunkJudge
+from rljudge_workers.jobs import ChunkJudge, load_chunk
 from rljudge_workers.settings import WorkerSettings
 
-from .conftest import judge, metric_total
+from .conftest import judge, metric_total, wait_until
 
 
 def entry(index: int, response: str, gold: str = "4", **item: Any) -> dict[str, Any]:
@@ -69,3 +69,44 @@ def test_a_rerun_chunk_judges_an_entry_again_when_a_copy_lacks_its_result(redis:
     judge_ = ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused"))
     assert judge_._unresolved(chunk["items"]) == [first]
     assert judge_.counts["skipped"] == 1
+
+
+async def test_large_chunks_are_stored_once_and_small_ones_travel_inline(redis_url: str) -> None:
+    """The gateway's side, on a Redis database no worker reads (the queued jobs stay as queued)."""
+    from redis import Redis as SyncRedis
+    from redis.asyncio import Redis as AsyncRedis
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from rljudge import BatchRequest
+    from rljudge_service.batches import INLINE_CHUNK_BYTES, BatchService
+    from rljudge_service.notifier import Notifier
+    from rljudge_service.settings import Settings
+
+    url = redis_url.rsplit("/", 1)[0] + "/15"
+    redis, sync = AsyncRedis.from_url(url), SyncRedis.from_url(url)
+    service = BatchService(redis, sync, Notifier(redis), Settings(redis_url=url))
+    long_text = "Let us reason. " * (INLINE_CHUNK_BYTES // 8)
+    try:
+        for text, stored in ((f"{long_text} \\boxed{{1}}", True), ("\\boxed{1}", False)):
+            raw = [{"kind": "math", "response": text, "gold": "1"}]
+            batch = await service.submit(BatchRequest.model_validate({"items": raw}), raw, None)
+            (job,) = Queue(keys.QUEUE_MATH, connection=sync, serializer=JSONSerializer).get_jobs()
+            arg = job.args[0]
+            assert ("payload" in arg) is stored
+            assert bool(list(sync.scan_iter(match=f"rljudge:batch:{batch.batch_id}:chunk:*"))) is stored
+            assert (load_chunk(sync, arg) or {}).get("items", [{}])[0].get("item", {}).get("response") == text
+            sync.flushdb()
+    finally:
+        sync.flushdb()
+        await redis.aclose()
+        sync.close()
+
+
+def test_stored_chunks_are_deleted_once_judged(judge_url: str, redis: Redis) -> None:
+    long_text = "Let us reason. " * 2000  # ~30 KB a rollout: the chunk is stored, its job refers to it
+    items = [{"kind": "math", "response": f"{long_text} so \\boxed{{{k}}}", "gold": str(k)} for k in range(4)]
+    batch = judge(judge_url, items)
+    assert [r.verdict for r in batch.results] == ["correct"] * 4
+    pattern = f"rljudge:batch:{batch.batch_id}:chunk:*"
+    wait_until(lambda: not list(redis.scan_iter(match=pattern)), 10, "the stored chunks to be deleted")

@@ -1,9 +1,10 @@
 """The RQ job: judge one chunk of a batch and write each item's final result to Redis.
 
 A chunk is ``{"batch_id", "deadline", "reward_scheme", "items": [{"index", "id", "item", "copies"?},
-...]}``, stored by the gateway under ``keys.chunk_payload``; the job's argument refers to it. An
-entry's ``copies`` (``[[index, id], ...]``) are the batch's other items that the gateway found to
-have the same judged input: each gets the entry's verdict as its own result.
+...]}``, inside its job or, when large, stored by the gateway under ``keys.chunk_payload`` (the
+job's argument then refers to it). An entry's ``copies`` (``[[index, id], ...]``) are the batch's
+other items that the gateway found to have the same judged input: each gets the entry's verdict as
+its own result.
 For every item the job writes exactly one result with ``HSETNX`` (the first final result wins, so
 a chunk re-run after a worker died, or a deadline the gateway already enforced, never produces a
 second one) and announces it on the batch's pub/sub channel.
