@@ -60,6 +60,6 @@ Not covered:
 
 from .extract import extract_program
 from .pool import CodeJudge
-from .runner import execute, run_budget_s
+from .runner import JailSession, execute, run_budget_s
 
-__all__ = ["CodeJudge", "execute", "extract_program", "run_budget_s"]
+__all__ = ["CodeJudge", "JailSession", "execute", "extract_program", "run_budget_s"]
