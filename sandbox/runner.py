@@ -297,7 +297,8 @@ class JailSession:
         )
 
     def _start(self) -> str | None:
-        """Starts the jail and waits for the harness; an error message, or None when ready."""
+        """Starts the jail and hands the harness its source and first frame (the caller then waits
+        for its "ready"); an error message, or None."""
         self.close()
         self.marker = self.marker or jail.new_marker()
         try:

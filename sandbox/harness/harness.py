@@ -449,20 +449,15 @@ class Executor:
         err_r, err_w = os.pipe()
         rep_r, rep_w = os.pipe()
         start = time.monotonic()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                signal.set_wakeup_fd(-1)
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                for fd in (in_w, out_r, err_r, rep_r, self.wake_r, self.wake_w):
-                    os.close(fd)
-                child_main([in_r, out_w, err_w, rep_w], spec, code, lim, self.uid if self.can_drop else None, nonce)
-            except BaseException:
-                try:
-                    traceback.print_exc()
-                finally:
-                    os._exit(111)
-            os._exit(112)
+
+        def child():
+            signal.set_wakeup_fd(-1)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            for fd in (in_w, out_r, err_r, rep_r, self.wake_r, self.wake_w):
+                os.close(fd)
+            child_main([in_r, out_w, err_w, rep_w], spec, code, lim, self.uid if self.can_drop else None, nonce)
+
+        pid = fork_into(child, raised=111, returned=112)
         for fd in (in_r, out_w, err_w, rep_w):
             os.close(fd)
         data = (spec.get("input") or "").encode("utf-8", "surrogateescape") if spec["kind"] == "stdio" else b""
@@ -616,6 +611,23 @@ def install_site_builtins():
     builtins.exit = builtins.quit = exit
 
 
+def fork_into(body, raised, returned):
+    """Forks a child that runs ``body`` (meant to end in ``os._exit``); a child whose body raises
+    prints the traceback and exits with ``raised``, one whose body returns with ``returned``.
+    Returns the child's pid."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            body()
+        except BaseException:
+            try:
+                traceback.print_exc()
+            finally:
+                os._exit(raised)
+        os._exit(returned)
+    return pid
+
+
 def uid_processes(uid, skip=None):
     """Whether a live (not zombie) process other than ``skip`` has ``uid`` as any of its uids.
 
@@ -736,16 +748,7 @@ def main():
         # Each submission is served by a fresh fork of this loop, which never reads a program, a
         # test or a result: a submission cannot find another's data in its memory. Between two
         # submissions every process left under the sandbox uid is killed.
-        leader = os.fork()
-        if leader == 0:
-            try:
-                serve_submission(proto_in, write, uid if can_drop else None)
-            except BaseException:
-                try:
-                    traceback.print_exc()
-                finally:
-                    os._exit(4)
-            os._exit(4)
+        leader = fork_into(lambda: serve_submission(proto_in, write, uid if can_drop else None), raised=4, returned=4)
         _, status = os.waitpid(leader, 0)
         if can_drop:
             kill_uid(uid)
