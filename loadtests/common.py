@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import platform
 import statistics
@@ -18,9 +19,10 @@ SHARED = ROOT.parent / "shared" / "data"
 RESULTS = Path(__file__).with_name("results")
 
 
+@functools.cache
 def math_pairs() -> list[tuple[str, str]]:
     """(response, gold) pairs of real Qwen2.5-Math rollouts: the shared 800 when present, else the
-    80 bundled with the tests."""
+    80 bundled with the tests (read once)."""
     shared = SHARED / "qwen25math_math_cot_100_labelled.jsonl"
     if shared.exists():
         rows = [json.loads(line) for line in shared.open()]

@@ -37,6 +37,18 @@ async def test_accepts_plain_dicts_and_keeps_given_ids(judge_url: str) -> None:
     assert [r.id for r in results] == ["a", "1"]
 
 
+async def test_text_that_is_not_unicode_is_sent_and_judged(judge_url: str) -> None:
+    """A lone surrogate cannot be UTF-8: the client sends it escaped, the gateway makes it U+FFFD."""
+    async with JudgeClient(judge_url) as client:
+        results = await client.judge(
+            [
+                {"kind": "math", "response": "cut emoji \ud83d, so \\boxed{4}", "gold": "4"},
+                MathItem(response="\udc00 \\boxed{5}", gold="6"),
+            ]
+        )
+    assert [(r.status, r.verdict) for r in results] == [("scored", "correct"), ("scored", "wrong_answer")]
+
+
 class FlakyTransport(httpx.AsyncBaseTransport):
     """Answers the first ``failures`` requests with 503 itself, then forwards to the real server.
     (A real gateway answers 503 only while Redis is down; this produces it on demand.)"""

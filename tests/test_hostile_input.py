@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 
 import httpx
+import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from rljudge import BatchResult
+from rljudge_service import jsonbody
 
 
 def test_no_generated_request_gets_a_server_error(judge_url: str) -> None:
@@ -49,6 +51,29 @@ def test_invalid_utf8_is_a_4xx(judge_url: str) -> None:
     response = post(judge_url, b'{"items": [{"kind": "math", "response": "\xff\xfe", "gold": "1"}]}')
     assert response.status_code == 400
     assert "not valid UTF-8" in response.json()["detail"]
+
+
+def test_lone_surrogates_are_replaced_and_judged(judge_url: str) -> None:
+    """``\\ud83d`` without its pair (an emoji cut by a token limit) is not Unicode: it cannot be queued
+    as UTF-8. It becomes U+FFFD; the rest of the text is judged as sent."""
+    body = (
+        b'{"items": [{"kind": "math", "response": "\\ud83d so \\\\boxed{7}", "gold": "7"},'
+        b' {"kind": "math", "response": "\\ude00\\ud83d\\ude00 \\\\boxed{8}", "gold": "9"},'
+        b' {"kind": "code", "code": "print(input()[::-1])",'
+        b' "tests": {"type": "stdio", "cases": [{"input": "a\\udc00b", "output": "b\\ufffda"}]}}]}'
+    )
+    response = post(judge_url, body)
+    assert response.status_code == 200, response.text
+    results = BatchResult.model_validate_json(response.content).results
+    assert [r.verdict for r in results] == ["correct", "wrong_answer", "correct"]
+
+
+def test_parse_replaces_only_lone_surrogates() -> None:
+    raw = b'{"a\\udc00": ["x\\ud83d", "\\ud83d\\ude00", 1.5, null, {"k": "\\udfff"}]}'
+    assert jsonbody.parse(raw) == {"a\ufffd": ["x\ufffd", "\U0001f600", 1.5, None, {"k": "\ufffd"}]}
+    assert jsonbody.parse(b'{"a": "\xc3\xa9"}') == {"a": "\u00e9"}
+    with pytest.raises(json.JSONDecodeError):
+        jsonbody.parse(b'{"a": "\\ud83d",')
 
 
 def test_nul_bytes_are_judged_not_crashed(judge_url: str) -> None:

@@ -344,22 +344,18 @@ class ChunkJudge:
             grader=judgement.get("grader"),
         )
         verdict = result.verdict or "none"
-        self._pending.append(
-            (
-                str(entry["index"]),
-                result.model_dump_json(exclude_none=True).encode(),
-                item["kind"],
-                status,
-                verdict,
-                cached,
-            )
-        )
-        # the batch's other items with the same judged input (grouped by the gateway) share the verdict
-        for index, item_id in entry.get("copies", ()):
-            copy = result.model_copy(update={"id": item_id, "index": index, "cached": True, "elapsed_ms": 0.0})
-            self._pending.append(
-                (str(index), copy.model_dump_json(exclude_none=True).encode(), item["kind"], status, verdict, True)
-            )
+        copies = entry.get("copies", ())
+        if not copies:
+            payload = result.model_dump_json(exclude_none=True).encode()
+            self._pending.append((str(entry["index"]), payload, item["kind"], status, verdict, cached))
+        else:
+            # the batch's other items with the same judged input (grouped by the gateway) share the
+            # verdict: the validated result once as a dict, each copy re-encoded with its own id
+            fields = result.model_dump(mode="json", exclude_none=True)
+            self._pending.append((str(entry["index"]), orjson.dumps(fields), item["kind"], status, verdict, cached))
+            for index, item_id in copies:
+                copy = {**fields, "id": item_id, "index": index, "cached": True, "elapsed_ms": 0.0}
+                self._pending.append((str(index), orjson.dumps(copy), item["kind"], status, verdict, True))
         if not self._buffered:
             self._flush()
 
@@ -371,12 +367,12 @@ class ChunkJudge:
         puts, self._cache_puts = self._cache_puts, []
         if not (pending or timings or puts):
             return
-        results = keys.batch_results(self.batch_id)
         pipe = self.redis.pipeline(transaction=False)
         for cache_key, value in puts:  # cached before the results are announced
             pipe.set(cache_key, value, ex=self.settings.cache_ttl_s)
         for field, amount in timings.items():
             pipe.hincrbyfloat(keys.STATS, field, amount)
+        results = keys.batch_results(self.batch_id)
         for field, payload, *_ in pending:
             pipe.hsetnx(results, field, payload)
         if pending:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import random
 import ssl
@@ -13,6 +14,7 @@ from types import TracebackType
 from typing import Any, Literal
 
 import httpx
+import pydantic_core
 
 from ._exceptions import JudgeRequestError, JudgeUnavailableError
 from ._models import BatchAccepted, BatchResult, CodeItem, ItemResult, MathItem, ProblemRegistered, ProblemSuite
@@ -26,6 +28,17 @@ ItemLike = MathItem | CodeItem | Mapping[str, Any]
 RETRY_STATUSES = frozenset({409, 429, 502, 503, 504})
 #: Server-side default deadline; the HTTP read timeout of /v1/judge is the deadline plus a margin.
 DEFAULT_DEADLINE_S = 300.0
+
+
+def _json_body(body: Any) -> bytes:
+    """``body`` as JSON: pydantic's serializer, ~6 x faster than the standard library that httpx's
+    ``json=`` uses (1.4 MB for a batch of 1,024 rollouts). Text that is not Unicode (a lone UTF-16
+    surrogate, e.g. half of an emoji cut off by a token limit) cannot be UTF-8: it goes as an ASCII
+    escape instead, which the gateway replaces with U+FFFD."""
+    try:
+        return pydantic_core.to_json(body)
+    except pydantic_core.PydanticSerializationError:
+        return json.dumps(body).encode()
 
 
 @functools.cache
@@ -125,7 +138,7 @@ class JudgeClient:
         read_timeout = (deadline_s or DEFAULT_DEADLINE_S) + 60
         async with self._semaphore:
             try:
-                response = await self._request("POST", "/v1/judge", json=body, read_timeout=read_timeout)
+                response = await self._request("POST", "/v1/judge", body=body, read_timeout=read_timeout)
             except JudgeUnavailableError as exc:
                 if self.on_failure == "raise":
                     raise
@@ -142,8 +155,9 @@ class JudgeClient:
                 ]
         batch = BatchResult.model_validate_json(response.content)
         results = batch.results
-        for result in results:
-            result.index += offset
+        if offset:
+            for result in results:
+                result.index += offset
         return results
 
     async def submit(
@@ -160,7 +174,7 @@ class JudgeClient:
         }
         if deadline_s is not None:
             body["deadline_s"] = deadline_s
-        response = await self._request("POST", "/v1/batches", json=body)
+        response = await self._request("POST", "/v1/batches", body=body)
         return BatchAccepted.model_validate_json(response.content)
 
     async def get_batch(self, batch_id: str, *, wait_s: float = 0.0) -> BatchResult:
@@ -174,7 +188,7 @@ class JudgeClient:
         """Store a code test suite once (``PUT /v1/problems/{id}``); items then use ``problem=id``."""
         model = suite if isinstance(suite, ProblemSuite) else ProblemSuite.model_validate(suite)
         response = await self._request(
-            "PUT", f"/v1/problems/{problem_id}", json=model.model_dump(mode="json", exclude_none=True)
+            "PUT", f"/v1/problems/{problem_id}", body=model.model_dump(mode="json", exclude_none=True)
         )
         return ProblemRegistered.model_validate_json(response.content)
 
@@ -189,10 +203,14 @@ class JudgeClient:
     # ------------------------------------------------------------------ transport
 
     async def _request(
-        self, method: str, url: str, *, read_timeout: float | None = None, **kwargs: Any
+        self, method: str, url: str, *, read_timeout: float | None = None, body: Any = None, **kwargs: Any
     ) -> httpx.Response:
-        """Send with retries; POSTs carry one Idempotency-Key across all their attempts."""
+        """Send with retries (``body``: a JSON document, encoded once); POSTs carry one
+        Idempotency-Key across all their attempts."""
         headers = {"Idempotency-Key": uuid.uuid4().hex} if method == "POST" else {}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            kwargs["content"] = _json_body(body)
         timeout = (
             self._http.timeout if read_timeout is None else httpx.Timeout(self._http.timeout.connect, read=read_timeout)
         )

@@ -10,9 +10,10 @@ from pydantic import Field
 
 from rljudge import BatchAccepted, BatchRequest, BatchResult
 
+from ..jsonbody import JSONRoute
 from .deps import BatchesDep, CallerDep, SettingsDep
 
-router = APIRouter(prefix="/v1", tags=["judging"])
+router = APIRouter(prefix="/v1", tags=["judging"], route_class=JSONRoute)
 
 
 class BatchSubmission(BatchRequest):

@@ -28,10 +28,11 @@ from rljudge import BatchResult, ItemResult
 from rljudge.integrations import make_item
 
 from ..errors import ServiceError
+from ..jsonbody import JSONRoute
 from .batches import BatchSubmission
 from .deps import BatchesDep, CallerDep
 
-router = APIRouter(tags=["compatibility"])
+router = APIRouter(tags=["compatibility"], route_class=JSONRoute)
 
 #: OpenRLHF's client gives up on a request after 180 s; answer before it does.
 GET_REWARD_DEADLINE_S = 150.0

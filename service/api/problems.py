@@ -12,9 +12,10 @@ from rljudge import MAX_ID_CHARS, ProblemRegistered, ProblemSuite
 
 from .. import keys
 from ..errors import NotFound
+from ..jsonbody import JSONRoute
 from .deps import CallerDep, RedisDep
 
-router = APIRouter(prefix="/v1", tags=["problems"])
+router = APIRouter(prefix="/v1", tags=["problems"], route_class=JSONRoute)
 
 ProblemId = Annotated[str, Path(min_length=1, max_length=MAX_ID_CHARS, pattern=r"^[A-Za-z0-9_.:/@+-]+$")]
 
