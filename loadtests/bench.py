@@ -311,7 +311,7 @@ def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
     an empty verdict cache; one client per configuration, as a trainer keeps one. Each step's prompts
     are then revisited (new rollout texts, the same sampled answers: a later epoch) with the verdict
     cache as that step left it, measured apart: what the cache is for across steps."""
-    prompts, rounds = (32, 3) if quick else (64, 6)
+    prompts, rounds = (32, 3) if quick else (64, 10)
     configs = [
         ("rljudge, cache on", {}),
         ("rljudge, cache off (dedup only)", {"RLJUDGE_CACHE_ENABLED": "false"}),

@@ -33,8 +33,11 @@ from .notifier import SAFETY_RECHECK_S, Notifier
 from .settings import Settings
 
 ITEM_ADAPTER: TypeAdapter[Any] = TypeAdapter(Item)
-#: A large batch is cut into at least this many chunks per kind (see ``Settings.math_chunk_max_items``).
-CHUNKS_PER_BATCH = 8
+#: A batch is cut into about this many chunks per live worker (within each kind's chunk sizes), so
+#: every worker of the fleet gets work and the last chunks to finish are small next to the batch.
+CHUNKS_PER_WORKER = 4
+#: RQ's set of the workers serving a queue (``rq.worker_registration``): its size is the fleet.
+WORKERS_BY_QUEUE = "rq:workers:%s"
 #: A chunk up to this size travels inside its RQ job; a larger one is stored once and the job
 #: refers to it (``keys.chunk_payload``): a one-item batch saves the round trips, a batch of long
 #: rollouts is not repr'd, compressed and re-encoded by RQ.
@@ -83,6 +86,26 @@ def group_identical_math(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def split(total: int, workers: int, smallest: int, largest: int) -> list[int]:
+    """The lengths of the chunks that ``total`` items are cut into for ``workers`` live workers.
+
+    About ``CHUNKS_PER_WORKER`` chunks a worker, of ``smallest`` to ``largest`` items (a queued job
+    costs a few ms of queue bookkeeping: a chunk must be worth it); when there are more chunks than
+    workers, as many as a multiple of the worker count, so that no worker is left judging a last
+    chunk alone while the others idle; lengths differ by one at most.
+    """
+    if total <= 0:
+        return []
+    workers = max(1, workers)
+    size = max(1, smallest, min(largest, -(-total // (workers * CHUNKS_PER_WORKER))))
+    count = -(-total // size)
+    if count > workers and count % workers:
+        fewer = count - count % workers
+        count = fewer if -(-total // fewer) <= largest else fewer + workers
+    base, extra = divmod(total, count)
+    return [base + 1] * extra + [base] * (count - extra)
+
+
 def describe_errors(error: ValidationError, prefix: str) -> str:
     """One line naming each bad field, e.g. ``items[3].gold: Field required``."""
     parts = []
@@ -121,20 +144,23 @@ class BatchService:
         if idempotency_key is not None:
             batch_id = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
         # one round trip: the stored batch (a resubmission) and the queue depth (backpressure)
+        # one round trip: the stored batch (a resubmission), the queue depth (backpressure) and
+        # the workers serving each queue (chunking)
         pipe = self.redis.pipeline(transaction=False)
         if idempotency_key is not None:
             pipe.hmget(keys.batch_meta(batch_id), META_FIELDS)
-        if settings.max_queue_depth > 0:
-            for queue in self.queues.values():
-                pipe.llen(queue.key)
-        answers = await pipe.execute() if len(pipe) else []
+        for queue in self.queues.values():
+            pipe.llen(queue.key)
+            pipe.scard(WORKERS_BY_QUEUE % queue.name)
+        answers = await pipe.execute()
         if idempotency_key is not None:
             meta, answers = answers[0], answers[1:]
             stored = _stored(batch_id, meta)
             if stored is not None:
                 return stored
+        workers = dict(zip(self.queues, answers[1::2], strict=True))
         await self._check_rate(caller, len(raw_items))
-        self._check_backpressure(sum(answers))
+        self._check_backpressure(sum(answers[0::2]))
         if idempotency_key is not None:
             claimed = await self.redis.set(keys.idempotency(batch_id), "1", nx=True, ex=settings.results_ttl_s)
             if not claimed:
@@ -143,7 +169,7 @@ class BatchService:
                     raise Conflict("a batch with this Idempotency-Key is being created; retry in a moment")
                 return existing
         try:
-            return await self._create(batch_id, request, raw_items)
+            return await self._create(batch_id, request, raw_items, workers)
         except BaseException:
             if idempotency_key is not None:
                 with contextlib.suppress(RedisError):
@@ -158,7 +184,9 @@ class BatchService:
         batch = await self.submit(request, raw_items, idempotency_key, caller)
         return await self.collect(batch, await self.wait(batch, until=batch.deadline))
 
-    async def _create(self, batch_id: str, request: BatchRequest, raw_items: list[Any]) -> Batch:
+    async def _create(
+        self, batch_id: str, request: BatchRequest, raw_items: list[Any], workers: dict[str, int]
+    ) -> Batch:
         settings = self.settings
         deadline_s = min(request.deadline_s or settings.default_deadline_s, settings.max_deadline_s)
         now = time.time()
@@ -193,7 +221,7 @@ class BatchService:
             ).model_dump_json(exclude_none=True)
             for index, message in rejected.items()
         }
-        chunks = self._chunks(batch_id, now + deadline_s, request.reward_scheme, valid)
+        chunks = self._chunks(batch_id, now + deadline_s, request.reward_scheme, valid, workers)
         try:
             # the batch's state and its jobs in one transaction: never a stored batch without its jobs
             await anyio.to_thread.run_sync(self._enqueue, batch_id, chunks, meta, rejected_results)
@@ -252,7 +280,12 @@ class BatchService:
             raise QueueFull(f"the judge queue holds {depth} jobs (limit {limit}); retry later")
 
     def _chunks(
-        self, batch_id: str, deadline: float, scheme: str, valid: dict[str, list[dict[str, Any]]]
+        self,
+        batch_id: str,
+        deadline: float,
+        scheme: str,
+        valid: dict[str, list[dict[str, Any]]],
+        workers: dict[str, int],
     ) -> list[tuple[str, dict[str, Any]]]:
         settings = self.settings
         sizes = {
@@ -261,21 +294,18 @@ class BatchService:
         }
         chunks = []
         for kind, entries in valid.items():
-            # sized by cost: a queued job costs a few ms of queue bookkeeping, an item ~1 ms (math)
-            # or a few ms and up (code); big batches get big chunks, small ones still spread out
-            smallest, largest = sizes[kind]
-            spread = -(-len(entries) // CHUNKS_PER_BATCH)
-            size = max(1, smallest, min(largest, spread))
-            for start in range(0, len(entries), size):
+            start = 0
+            for length in split(len(entries), workers.get(kind, 1), *sizes[kind]):
                 chunk = {
                     "batch_id": batch_id,
                     "deadline": deadline,
                     "reward_scheme": scheme,
-                    "results_ttl": self.settings.results_ttl_s,
+                    "results_ttl": settings.results_ttl_s,
                     "enqueued": time.time(),
-                    "items": entries[start : start + size],
+                    "items": entries[start : start + length],
                 }
                 chunks.append((kind, chunk))
+                start += length
         return chunks
 
     def _enqueue(

@@ -26,12 +26,12 @@ class Settings(BaseSettings):
     #: Longest a GET /v1/batches/{id}?wait_s= long-poll holds the connection.
     max_long_poll_s: float = 60.0
 
-    #: Items per queued job. Math items cost ~1 ms, code items a few ms to seconds each.
+    #: Items per queued job (math items cost ~1 ms, code items a few ms to seconds each; a job costs
+    #: a few ms of queue bookkeeping). A batch is cut into about 4 chunks per worker registered on
+    #: the kind's queue, of these sizes, as many as a multiple of the worker count, evenly: a small
+    #: batch still spreads over every worker, a large one gets fewer, larger jobs.
     math_chunk_items: int = 16
     code_chunk_items: int = 2
-    #: Large batches get larger chunks (a batch is cut into at least ``CHUNKS_PER_BATCH`` chunks of
-    #: ``*_chunk_items`` items or more, up to these many): fewer jobs, less queue overhead per
-    #: item, while a small batch still spreads over every worker.
     math_chunk_max_items: int = 64
     code_chunk_max_items: int = 8
     #: Queue each distinct judged math input of a batch once; the batch's other items with the same
