@@ -307,10 +307,14 @@ def grpo_items(prompts: int, rollouts: int = 16, salt: int = 0, epoch: int = 0) 
 
 def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
     """The three configurations run side by side and take turns, step after step (noise on this
-    shared machine hits all three alike); each step is a new batch of new prompts and starts with
-    an empty verdict cache; one client per configuration, as a trainer keeps one. Each step's prompts
-    are then revisited (new rollout texts, the same sampled answers: a later epoch) with the verdict
-    cache as that step left it, measured apart: what the cache is for across steps."""
+    shared machine hits all three alike); one client per configuration, as a trainer keeps one.
+
+    First, the steps: each a new batch of new prompts, starting with an empty verdict cache. Then,
+    apart, the same steps revisited (a later epoch: new rollout texts, the same sampled answers),
+    each with the verdict cache as its step left it (the step is sent again, unmeasured, right
+    before): what the cache is for across steps. The revisits come last because the judge
+    processes keep their own parse caches: a revisit judged by one configuration and answered from
+    the verdict cache by another would leave their processes unequally primed for later steps."""
     prompts, rounds = (32, 3) if quick else (64, 10)
     configs = [
         ("rljudge, cache on", {}),
@@ -325,23 +329,32 @@ def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
         for m in measures + revisits:
             m.seconds, m.cpu_s, m.others_s = 0.0, 0.0, 0.0
         clients = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
+
+        async def step(i: int, batch: list[dict[str, Any]], into: Measure | None) -> list[Any]:
+            with Measure() as one:
+                out = await clients[i].judge(batch, deadline_s=3600)
+            assert all(x.status == "scored" for x in out), {x.status for x in out}
+            if into is not None:
+                into.samples.append(one.seconds)
+                into.seconds += one.seconds
+                into.cpu_s += one.cpu_s
+                into.others_s += one.others_s
+            return out
+
         try:
             for client in clients:  # warm up: connections, pools, jails
                 await client.judge(math_items(64, offset=400), deadline_s=3600)
             for r in range(rounds):
-                for i, (client, stack) in enumerate(zip(clients, stacks, strict=True)):
+                batch = grpo_items(prompts, salt=r)
+                for i, stack in enumerate(stacks):
                     flush_cache(stack.redis_url or "")
-                    for epoch, into in ((0, measures[i]), (1, revisits[i])):
-                        batch = grpo_items(prompts, salt=r, epoch=epoch)
-                        with Measure() as one:
-                            out = await client.judge(batch, deadline_s=3600)
-                        assert all(x.status == "scored" for x in out), {x.status for x in out}
-                        if epoch == 0:
-                            results[i] += out
-                        into.samples.append(one.seconds)
-                        into.seconds += one.seconds
-                        into.cpu_s += one.cpu_s
-                        into.others_s += one.others_s
+                    results[i] += await step(i, batch, measures[i])
+            for r in range(rounds):
+                first, later = grpo_items(prompts, salt=r), grpo_items(prompts, salt=r, epoch=1)
+                for i, stack in enumerate(stacks):
+                    flush_cache(stack.redis_url or "")
+                    await step(i, first, None)
+                    await step(i, later, revisits[i])
         finally:
             for client in clients:
                 await client.aclose()

@@ -30,6 +30,7 @@ from rljudge import BatchRequest, Item, ItemResult
 from . import judged, keys, metrics
 from .errors import BatchLost, BatchTooLarge, Conflict, NotFound, QueueFull, RateLimited
 from .notifier import SAFETY_RECHECK_S, Notifier
+from .results import Written, results_of, stat_counts
 from .settings import Settings
 
 ITEM_ADAPTER: TypeAdapter[Any] = TypeAdapter(Item)
@@ -65,21 +66,27 @@ def _stored(batch_id: str, meta: list[bytes | None]) -> Batch | None:
     return Batch(batch_id, int(meta[0]), float(meta[1]), created=False)  # type: ignore[arg-type]
 
 
-def group_identical_math(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One entry per distinct judged input (``judged.math_input`` and the item's time limit); the
-    other items with that input ride along as its ``copies`` (``[[index, id], ...]``) and get its
-    verdict. Items failing a ``require_think`` check are decided without a judge: never grouped."""
+def judged_key(item: dict[str, Any]) -> str | None:
+    """The content key of the input a judge would judge for a validated math item (its verdict-cache
+    key), or None for an item failing its ``require_think`` check: decided without a judge."""
+    if item.get("require_think") and judged.think_format_error(item.get("response") or "") is not None:
+        return None
+    return judged.math_input(item)[0]
+
+
+def group_identical_math(entries: list[dict[str, Any]], item_keys: dict[int, str | None]) -> list[dict[str, Any]]:
+    """One entry per distinct judged input (``item_keys``: each entry's ``judged_key`` by index, and
+    the item's time limit); the other items with that input ride along as its ``copies``
+    (``[[index, id], ...]``) and get its verdict. Items decided without a judge are never grouped."""
     firsts: dict[tuple[str, float], dict[str, Any]] = {}
     out = []
     for entry in entries:
-        item = entry["item"]
-        if item.get("require_think") and judged.think_format_error(item.get("response") or "") is not None:
+        key = item_keys[entry["index"]]
+        if key is None:
             out.append(entry)
             continue
-        key = (judged.math_input(item)[0], float(item["timeout_s"]))
-        first = firsts.get(key)
-        if first is None:
-            firsts[key] = entry
+        first = firsts.setdefault((key, float(entry["item"]["timeout_s"])), entry)
+        if first is entry:
             out.append(entry)
         else:
             first.setdefault("copies", []).append([entry["index"], entry["id"]])
@@ -205,8 +212,14 @@ class BatchService:
             valid[item.kind].append(entry)
         await self._reject_unknown_problems(valid["code"], rejected)
         submitted = {kind: len(entries) for kind, entries in valid.items()}
+        item_keys: dict[int, str | None] = {}
+        if settings.dedup_enabled or settings.cache_enabled:
+            item_keys = {entry["index"]: judged_key(entry["item"]) for entry in valid["math"]}
         if settings.dedup_enabled:
-            valid["math"] = group_identical_math(valid["math"])
+            valid["math"] = group_identical_math(valid["math"], item_keys)
+        answered: list[Written] = []
+        if settings.cache_enabled:
+            valid["math"] = await self._answer_cached(valid["math"], item_keys, request.reward_scheme, answered)
 
         meta = {
             "total": len(raw_items),
@@ -215,16 +228,17 @@ class BatchService:
             "created": now,
             "ids": orjson.dumps(ids),
         }
-        rejected_results = {
+        decided: dict[str, str | bytes] = {
             str(index): ItemResult(
                 id=ids[index], index=index, status="rejected", verdict="invalid_item", detail=message
             ).model_dump_json(exclude_none=True)
             for index, message in rejected.items()
         }
+        decided.update((result.field, result.payload) for result in answered)
         chunks = self._chunks(batch_id, now + deadline_s, request.reward_scheme, valid, workers)
         try:
             # the batch's state and its jobs in one transaction: never a stored batch without its jobs
-            await anyio.to_thread.run_sync(self._enqueue, batch_id, chunks, meta, rejected_results)
+            await anyio.to_thread.run_sync(self._enqueue, batch_id, chunks, meta, decided, stat_counts(answered))
         except BaseException:
             # never leave a stored batch whose jobs were not queued: a resubmission must create it anew
             with contextlib.suppress(RedisError):
@@ -234,6 +248,27 @@ class BatchService:
             metrics.ITEMS_SUBMITTED.labels(kind).inc(count)
         metrics.ITEMS_REJECTED.inc(len(rejected))
         return Batch(batch_id, len(raw_items), now + deadline_s)
+
+    async def _answer_cached(
+        self,
+        entries: list[dict[str, Any]],
+        item_keys: dict[int, str | None],
+        scheme: str,
+        answered: list[Written],
+    ) -> list[dict[str, Any]]:
+        """Entries whose judged input has a verdict in the verdict cache get their results (and their
+        copies') into ``answered`` here, as a worker would write them; the others are returned, to be
+        queued. One MGET for the batch: a prompt revisited in a later epoch is answered without a
+        job, a worker or a round trip through the queue."""
+        lookups = [(entry, key) for entry in entries if (key := item_keys[entry["index"]]) is not None]
+        if not lookups:
+            return entries
+        values = await self.redis.mget([keys.verdict_cache(key) for _entry, key in lookups])
+        hits = {id(entry): orjson.loads(value) for (entry, _key), value in zip(lookups, values, strict=True) if value}
+        for entry in entries:
+            if id(entry) in hits:
+                answered += results_of(entry, hits[id(entry)], scheme, cached=True)
+        return [entry for entry in entries if id(entry) not in hits]
 
     async def _existing(self, batch_id: str) -> Batch | None:
         return _stored(batch_id, await self.redis.hmget(keys.batch_meta(batch_id), META_FIELDS))
@@ -313,8 +348,11 @@ class BatchService:
         batch_id: str,
         chunks: list[tuple[str, dict[str, Any]]],
         meta: dict[str, Any],
-        rejected: dict[str, str],
+        decided: dict[str, str | bytes],
+        stats: dict[str, int],
     ) -> None:
+        """Store the batch, the results decided here (rejected items, verdict-cache hits) and queue its
+        chunks, in one transaction."""
         ttl = self.settings.results_ttl_s
         by_kind: dict[str, list[Any]] = {"math": [], "code": []}
         payloads = {}
@@ -340,9 +378,11 @@ class BatchService:
             pipe.expire(keys.batch_meta(batch_id), ttl)
             for payload_key, payload in payloads.items():
                 pipe.set(payload_key, payload, ex=ttl)
-            if rejected:
-                pipe.hset(keys.batch_results(batch_id), mapping=rejected)
+            if decided:
+                pipe.hset(keys.batch_results(batch_id), mapping=decided)
                 pipe.expire(keys.batch_results(batch_id), ttl)
+            for stat, amount in stats.items():
+                pipe.hincrby(keys.STATS, stat, amount)
             for kind, jobs in by_kind.items():
                 if jobs:
                     self.queues[kind].enqueue_many(jobs, pipeline=pipe)

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     #: input (GRPO groups repeat final answers) get its verdict. Workers read the same variable to
     #: de-duplicate inside a chunk. Off only for benchmarks that measure its effect.
     dedup_enabled: bool = True
+    #: Answer math items whose judged input has a verdict in the verdict cache at submission, without
+    #: queueing them (the workers read and write the cache; the same variable turns both off).
+    cache_enabled: bool = True
     #: Queued jobs above which submissions get 429 + Retry-After (0 disables).
     max_queue_depth: int = 5000
     retry_after_s: int = 2

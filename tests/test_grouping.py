@@ -8,7 +8,7 @@ from typing import Any
 from redis import Redis
 
 from rljudge_service import keys
-from rljudge_service.batches import group_identical_math
+from rljudge_service.batches import group_identical_math, judged_key
 from rljudge_workers.jobs import ChunkJudge, load_chunk
 from rljudge_workers.settings import WorkerSettings
 
@@ -23,6 +23,10 @@ def entry(index: int, response: str, gold: str = "4", **item: Any) -> dict[str, 
     }
 
 
+def grouped(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return group_identical_math(entries, {e["index"]: judged_key(e["item"]) for e in entries})
+
+
 def test_items_with_the_same_final_answer_are_queued_once() -> None:
     entries = [
         entry(0, "First I add: \\boxed{4}"),
@@ -32,7 +36,7 @@ def test_items_with_the_same_final_answer_are_queued_once() -> None:
         entry(4, "\\boxed{4}", gold="5"),  # another gold: another input
         entry(5, "\\boxed{4}", timeout_s=1.0),  # another time limit: judged on its own
     ]
-    queued = group_identical_math(entries)
+    queued = grouped(entries)
     assert [e["index"] for e in queued] == [0, 2, 4, 5]
     assert queued[0]["copies"] == [[1, "r1"], [3, "r3"]]
     assert all("copies" not in e for e in queued[1:])
@@ -40,7 +44,7 @@ def test_items_with_the_same_final_answer_are_queued_once() -> None:
 
 def test_items_failing_the_think_check_are_never_grouped() -> None:
     entries = [entry(i, "no tags \\boxed{4}", require_think=True) for i in range(3)]
-    assert [e["index"] for e in group_identical_math(entries)] == [0, 1, 2]
+    assert [e["index"] for e in grouped(entries)] == [0, 1, 2]
 
 
 def test_copies_get_their_own_results(judge_url: str) -> None:
@@ -110,3 +114,70 @@ def test_stored_chunks_are_deleted_once_judged(judge_url: str, redis: Redis) -> 
     assert [r.verdict for r in batch.results] == ["correct"] * 4
     pattern = f"rljudge:batch:{batch.batch_id}:chunk:*"
     wait_until(lambda: not list(redis.scan_iter(match=pattern)), 10, "the stored chunks to be deleted")
+
+
+async def test_the_gateway_answers_cached_verdicts_without_queueing(redis_url: str) -> None:
+    """The gateway's side, on a Redis database no worker reads: items whose judged input has a cached
+    verdict get their results at submission (copies too, under the request's reward scheme, counted
+    as cache hits); only the others are queued. With the cache off, everything is queued."""
+    import orjson
+    from redis import Redis as SyncRedis
+    from redis.asyncio import Redis as AsyncRedis
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from rljudge import BatchRequest, ItemResult
+    from rljudge_service import judged
+    from rljudge_service.batches import BatchService
+    from rljudge_service.notifier import Notifier
+    from rljudge_service.settings import Settings
+
+    url = redis_url.rsplit("/", 1)[0] + "/15"
+    redis, sync = AsyncRedis.from_url(url), SyncRedis.from_url(url)
+    queue = Queue(keys.QUEUE_MATH, connection=sync, serializer=JSONSerializer)
+    raw = [{"kind": "math", "response": f"Try {k}: so \\boxed{{7}}", "gold": "7"} for k in range(3)]
+    raw.append({"kind": "math", "response": "\\boxed{8}", "gold": "7"})
+    cached = {"verdict": "correct", "detail": None, "grader": judged.MATH_GRADER}
+    try:
+        for cache_enabled, queued in ((True, [3]), (False, [0, 3])):
+            sync.set(keys.verdict_cache(judged.math_input(raw[0])[0]), orjson.dumps(cached))
+            service = BatchService(redis, sync, Notifier(redis), Settings(redis_url=url, cache_enabled=cache_enabled))
+            request = BatchRequest.model_validate({"items": raw, "reward_scheme": "klear"})
+            batch = await service.submit(request, raw, None)
+            assert [e["index"] for job in queue.get_jobs() for e in job.args[0]["items"]] == queued
+            stored = sync.hgetall(keys.batch_results(batch.batch_id))
+            results = sorted((ItemResult.model_validate_json(v) for v in stored.values()), key=lambda r: r.index)
+            if cache_enabled:
+                assert [(r.index, r.id, r.verdict, r.reward, r.cached) for r in results] == [
+                    (k, str(k), "correct", 1.0, True) for k in range(3)
+                ]
+                assert all(r.elapsed_ms == 0 and r.grader == judged.MATH_GRADER for r in results)
+                assert sync.hget(keys.STATS, keys.stat_cache_hits("math")) == b"3"
+            else:
+                assert results == [] and sync.hget(keys.STATS, keys.stat_cache_hits("math")) is None
+            sync.flushdb()
+    finally:
+        sync.flushdb()
+        await redis.aclose()
+        sync.close()
+
+
+def test_a_revisited_prompt_is_answered_from_the_cache(judge_url: str) -> None:
+    """A later epoch: new rollout texts with the same final answers get the verdicts judged before."""
+    gold = str(int(uuid.uuid4().hex[:8], 16))  # a gold no cache has seen
+    answers = [gold, gold, "0", gold]
+
+    def step(epoch: int) -> list[Any]:
+        items = [
+            {"kind": "math", "response": f"Epoch {epoch}, rollout {k}: \\boxed{{{answer}}}", "gold": gold}
+            for k, answer in enumerate(answers)
+        ]
+        return judge(judge_url, items, reward_scheme="klear").results
+
+    first = step(0)
+    hits = metric_total(judge_url, "rljudge_cache_hits_total", kind="math")
+    again = step(1)
+    assert [r.reward for r in first] == [r.reward for r in again] == [1.0, 1.0, -1.0, 1.0]
+    assert [r.cached for r in first] == [False, True, False, True]  # copies share their first's verdict
+    assert all(r.cached and r.elapsed_ms == 0 for r in again)
+    assert metric_total(judge_url, "rljudge_cache_hits_total", kind="math") == hits + 4

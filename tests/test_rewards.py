@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rljudge_service.judged import think_format_error
-from rljudge_workers.rewards import compute_reward
+from rljudge_service.rewards import compute_reward
 
 
 @pytest.mark.parametrize(

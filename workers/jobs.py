@@ -28,12 +28,12 @@ from pebble import ProcessExpired
 from redis import Redis
 from rq import get_current_job
 
-from rljudge import ItemResult, Limits
+from rljudge import Limits
 from rljudge_sandbox import extract_program
 from rljudge_service import judged, keys
+from rljudge_service.results import Written, results_of, stat_counts
 
 from . import math_judge, pools
-from .rewards import compute_reward
 from .settings import WorkerSettings, get_settings
 
 log = logging.getLogger("rljudge.workers.jobs")
@@ -93,7 +93,7 @@ class ChunkJudge:
         self.counts = {"scored": 0, "cached": 0, "unscored": 0, "rejected": 0, "infra_failed": 0, "skipped": 0}
         #: Results and timing observations not yet sent to Redis (see ``_flush``).
         self._buffered = False
-        self._pending: list[tuple[str, bytes, str, str, str, bool]] = []
+        self._pending: list[Written] = []
         self._timings: dict[str, float] = {}
         self._cache_puts: list[tuple[str, bytes]] = []
         self._problems: dict[str, dict[str, Any] | None] = {}
@@ -325,37 +325,7 @@ class ChunkJudge:
     def _write(
         self, entry: dict[str, Any], judgement: dict[str, Any], *, cached: bool = False, elapsed_ms: float = 0.0
     ) -> None:
-        status = judgement.get("status", "scored")
-        item = entry["item"]
-        reward = compute_reward(self.scheme, judgement) if status == "scored" else None
-        result = ItemResult(
-            id=entry["id"],
-            index=entry["index"],
-            kind=item["kind"],
-            status=status,
-            reward=reward,
-            verdict=judgement.get("verdict"),
-            cached=cached,
-            elapsed_ms=round(elapsed_ms, 3),
-            detail=judgement.get("detail"),
-            passed=judgement.get("passed"),
-            total=judgement.get("total"),
-            tests=judgement.get("tests"),
-            grader=judgement.get("grader"),
-        )
-        verdict = result.verdict or "none"
-        copies = entry.get("copies", ())
-        if not copies:
-            payload = result.model_dump_json(exclude_none=True).encode()
-            self._pending.append((str(entry["index"]), payload, item["kind"], status, verdict, cached))
-        else:
-            # the batch's other items with the same judged input (grouped by the gateway) share the
-            # verdict: the validated result once as a dict, each copy re-encoded with its own id
-            fields = result.model_dump(mode="json", exclude_none=True)
-            self._pending.append((str(entry["index"]), orjson.dumps(fields), item["kind"], status, verdict, cached))
-            for index, item_id in copies:
-                copy = {**fields, "id": item_id, "index": index, "cached": True, "elapsed_ms": 0.0}
-                self._pending.append((str(index), orjson.dumps(copy), item["kind"], status, verdict, True))
+        self._pending += results_of(entry, judgement, self.scheme, cached=cached, elapsed_ms=elapsed_ms)
         if not self._buffered:
             self._flush()
 
@@ -380,16 +350,11 @@ class ChunkJudge:
             pipe.publish(keys.batch_events(self.batch_id), b"1")
         skip = len(puts) + len(timings)
         written = pipe.execute()[skip : skip + len(pending)]
-        counters: dict[str, int] = {}
-        for (_field, _payload, kind, status, verdict, cached), was_written in zip(pending, written, strict=True):
-            if not was_written:
-                continue
-            self.counts[status] += 1
-            stat = keys.stat_items(kind, status, verdict)
-            counters[stat] = counters.get(stat, 0) + 1
-            if cached:
-                self.counts["cached"] += 1
-                counters[keys.stat_cache_hits(kind)] = counters.get(keys.stat_cache_hits(kind), 0) + 1
+        written_now = [result for result, was_written in zip(pending, written, strict=True) if was_written]
+        for result in written_now:
+            self.counts[result.status] += 1
+            self.counts["cached"] += result.cached
+        counters = stat_counts(written_now)
         if counters:
             stats = self.redis.pipeline(transaction=False)
             for stat, amount in counters.items():

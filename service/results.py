@@ -1,0 +1,81 @@
+"""An item's final result, as stored in its batch's results hash, built from a judgement.
+
+Pure functions shared by the workers, which judge, and the gateway, which answers verdict-cache
+hits without queueing them: a result reads the same whoever wrote it. A *judgement* is what a
+judge decided about one judged input (``verdict``, ``detail``, ``grader``; for code ``passed``,
+``total``, ``tests``; ``status`` when not ``scored``); the reward is computed per item, under the
+request's scheme.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import orjson
+
+from rljudge import ItemResult
+
+from . import keys
+from .rewards import compute_reward
+
+
+class Written(NamedTuple):
+    """One item's result: the results-hash field (its index) and JSON, and what the counters need."""
+
+    field: str
+    payload: bytes
+    kind: str
+    status: str
+    verdict: str
+    cached: bool
+
+
+def results_of(
+    entry: dict[str, Any], judgement: dict[str, Any], scheme: str, *, cached: bool = False, elapsed_ms: float = 0.0
+) -> list[Written]:
+    """The results of a queued entry (``{"index", "id", "item", "copies"?}``) and of its copies: the
+    batch's other items with the same judged input, which share the judgement (``cached``, 0 ms)."""
+    status = judgement.get("status", "scored")
+    item = entry["item"]
+    kind = item["kind"]
+    reward = compute_reward(scheme, judgement) if status == "scored" else None
+    result = ItemResult(
+        id=entry["id"],
+        index=entry["index"],
+        kind=kind,
+        status=status,
+        reward=reward,
+        verdict=judgement.get("verdict"),
+        cached=cached,
+        elapsed_ms=round(elapsed_ms, 3),
+        detail=judgement.get("detail"),
+        passed=judgement.get("passed"),
+        total=judgement.get("total"),
+        tests=judgement.get("tests"),
+        grader=judgement.get("grader"),
+    )
+    verdict = result.verdict or "none"
+    copies = entry.get("copies", ())
+    if not copies:
+        payload = result.model_dump_json(exclude_none=True).encode()
+        return [Written(str(entry["index"]), payload, kind, status, verdict, cached)]
+    # the validated result once as a dict, each copy re-encoded with its own id
+    fields = result.model_dump(mode="json", exclude_none=True)
+    out = [Written(str(entry["index"]), orjson.dumps(fields), kind, status, verdict, cached)]
+    for index, item_id in copies:
+        copy = {**fields, "id": item_id, "index": index, "cached": True, "elapsed_ms": 0.0}
+        out.append(Written(str(index), orjson.dumps(copy), kind, status, verdict, True))
+    return out
+
+
+def stat_counts(written: Iterable[Written]) -> dict[str, int]:
+    """Increments of the fleet's item and cache-hit counters (``keys.STATS``) for written results."""
+    counters: dict[str, int] = {}
+    for result in written:
+        stat = keys.stat_items(result.kind, result.status, result.verdict)
+        counters[stat] = counters.get(stat, 0) + 1
+        if result.cached:
+            hits = keys.stat_cache_hits(result.kind)
+            counters[hits] = counters.get(hits, 0) + 1
+    return counters
