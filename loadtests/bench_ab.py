@@ -79,6 +79,9 @@ def measure(env: dict[str, str]) -> dict[str, float]:
         with bench.Measure() as m:
             asyncio.run(bench.service_batches(stack.url, [bench.grpo_items(64)], m))
         out["GRPO 64x16 cache on items/s"] = 1024 / m.seconds
+        with bench.Measure() as m:  # the same prompts, a later epoch: the verdict cache as the step left it
+            asyncio.run(bench.service_batches(stack.url, [bench.grpo_items(64, epoch=1)], m))
+        out["GRPO 64x16 revisited items/s"] = 1024 / m.seconds
     for key, value in out.items():
         print(f"    {key:34s} {value:9.2f}", flush=True)
     return out

@@ -34,7 +34,10 @@ HTTP_LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
 ITEMS_SUBMITTED = Counter(
-    "rljudge_items_submitted_total", "Valid items queued for judging, by kind.", ["kind"], registry=REGISTRY
+    "rljudge_items_submitted_total",
+    "Valid items accepted (queued, or answered from the verdict cache), by kind.",
+    ["kind"],
+    registry=REGISTRY,
 )
 ITEMS_REJECTED = Counter(
     "rljudge_items_rejected_total", "Items refused by the gateway's validation.", registry=REGISTRY
@@ -75,7 +78,8 @@ class FleetCollector(Collector):
 
         items = CounterMetricFamily(
             "rljudge_judged_items",
-            "Final item results written by workers, by kind, status and verdict.",
+            "Final item results written by workers (and verdict-cache hits answered by a gateway), by kind, status"
+            " and verdict.",
             labels=["kind", "status", "verdict"],
         )
         hits = CounterMetricFamily("rljudge_cache_hits", "Verdict cache hits by kind.", labels=["kind"])
