@@ -46,6 +46,7 @@ import psutil
 from redis import Redis
 
 from rljudge import JudgeClient
+from rljudge_service import judged
 
 from .bench_code import firejail_cmd
 from .bench_code import workload as stdio_workload
@@ -147,7 +148,7 @@ def _pool_verify(response: str, gold: str) -> str:
 def _pool_init() -> None:
     from rljudge_workers import math_judge
 
-    math_judge.preload()
+    math_judge.warm_up()  # as warm as rljudge's judge processes start
 
 
 @contextlib.contextmanager
@@ -228,6 +229,10 @@ def bench_math(quick: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
         ]
         rounds = [(1024, 2), (2048, 1)] if quick else [(1024, 6), (8192, 2)]
         asyncio.run(_take_turns([stack.url for stack in stacks], [name for name, _ in scaling], rounds, rows))
+    ceiling = concurrent_verify_ratio(math_items(big), 3 if quick else 5)
+    for r in rows:
+        if r["judge"] == scaling[0][0]:
+            r["math_verify_2_vs_1_processes"] = ceiling
     for procs in (WORKERS, 1):
         with math_pool(procs) as pool:
             pool_batch(pool, warm)
@@ -376,17 +381,66 @@ def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
     cache_on = find(rows, f"(b) GRPO groups, {prompts}x16", "rljudge, cache on")
     if cache_on is not None:
         cache_on["math_verify_all_vs_distinct_cpu"] = every / distinct
+    # A fresh judge process (a new worker, or a Pebble process replacing one killed at a time limit)
+    # on a step's distinct answers: cold, and after the warm-up rljudge's workers run before forking.
+    batch = grpo_items(prompts, salt=1)
+    distinct_inputs = len({judged.math_input(item)[0] for item in batch})
+    for name, warm in (("math-verify, cold", False), ("rljudge's judge process (warmed up before forking)", True)):
+        m = Measure()
+        m.seconds = m.cpu_s = _verify_cpu_s(batch, distinct_only=True, warm=warm)
+        m.others_s = 0.0
+        rows.append(row("(b) a fresh judge process, one step's distinct answers (CPU time)", name, m, distinct_inputs))
 
 
-def _verify_cpu_s(items: list[dict[str, Any]], distinct_only: bool) -> float:
-    """CPU seconds math-verify takes, in a fresh process, to judge ``items`` (or only their distinct
-    judged inputs)."""
+def concurrent_verify_ratio(items: list[dict[str, Any]], repeats: int) -> float:
+    """How many times the work of one process two concurrent processes get done on this machine,
+    each running math-verify over ``items`` with nothing else around it (no queue, no pool, no
+    IPC): the ceiling of any 2-vs-1 scaling of math judging here. Median of ``repeats`` tries."""
+
+    def work(queue: Any, start: Any) -> None:
+        from rljudge_service import judged
+        from rljudge_workers import math_judge
+
+        math_judge.warm_up()
+        pairs = [judged.math_input(item)[1:] for item in items]
+        queue.put("ready")
+        start.wait()
+        math_judge.verify_many(pairs)
+        queue.put("done")
+
+    def wall(processes: int) -> float:
+        context = multiprocessing.get_context("fork")
+        queue, start = context.Queue(), context.Event()
+        running = [context.Process(target=work, args=(queue, start)) for _ in range(processes)]
+        for process in running:
+            process.start()
+        for _ in running:
+            queue.get()
+        started = time.perf_counter()
+        start.set()
+        for _ in running:
+            queue.get()
+        seconds = time.perf_counter() - started
+        for process in running:
+            process.join()
+        return seconds
+
+    ratios = []
+    for _ in range(repeats):
+        one, two = wall(1), wall(2)
+        ratios.append(2 * one / two)
+    return sorted(ratios)[len(ratios) // 2]
+
+
+def _verify_cpu_s(items: list[dict[str, Any]], distinct_only: bool, warm: bool = True) -> float:
+    """CPU seconds math-verify takes, in a fresh process (warmed up as rljudge's are, unless not
+    ``warm``), to judge ``items`` (or only their distinct judged inputs)."""
 
     def work(queue: Any) -> None:
         from rljudge_service import judged
         from rljudge_workers import math_judge
 
-        math_judge.preload()
+        math_judge.warm_up() if warm else math_judge.preload()
         pairs = [judged.math_input(item)[1:] for item in items]
         if distinct_only:
             pairs = list(dict.fromkeys(pairs))
@@ -808,6 +862,11 @@ def targets(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
         if p2 and p1:
             notes.append(
                 f"the bare Pebble pool scales {p2['items_per_s'] / p1['items_per_s']:.2f} x from 1 to 2 processes"
+            )
+        if two is not None and "math_verify_2_vs_1_processes" in two:
+            notes.append(
+                f"math-verify alone, in 2 concurrent processes with nothing around it, gets "
+                f"{two['math_verify_2_vs_1_processes']:.2f} x the work of one done on this machine"
             )
         if two is not None and one is not None:
             # a shared VM: what other tenants took from the 2 cores while each configuration ran

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from rljudge_service.judged import MATH_GRADER, answer_source, gold_source, last_boxed
-from rljudge_workers.math_judge import verify_answer
+from rljudge_workers.math_judge import WARM_UP, verify_answer, verify_many
 
 from .conftest import DATA
 
@@ -82,3 +82,13 @@ def test_agrees_with_labelled_rollouts() -> None:
 
 def test_grader_names_its_version() -> None:
     assert MATH_GRADER.startswith("math-verify 0.")
+
+
+def test_the_warm_up_pairs_exercise_both_verdicts_without_errors() -> None:
+    """``WARM_UP`` (judged before the worker forks) stays valid input for the installed math-verify:
+    no pair raises or fails to parse, and both the equal and the unequal paths are taken."""
+    pairs = [(f"\\boxed{{{answer}}}", f"\\boxed{{{gold}}}") for answer, gold in WARM_UP]
+    outcomes = [judgement for judgement, _ms in verify_many(pairs)]
+    assert not [o for o in outcomes if "error" in o]
+    verdicts = {o["verdict"] for o in outcomes}
+    assert {"correct", "wrong_answer"} <= verdicts

@@ -126,8 +126,8 @@ class JudgeWorkerPool(WorkerPool):
 
 
 def preload() -> None:
-    """Everything a worker needs, imported before forking."""
-    math_judge.preload()
+    """Everything a worker needs, imported (and math-verify warmed up) before forking."""
+    math_judge.warm_up()
     assert jobs.judge_chunk  # the job module and its imports
 
 

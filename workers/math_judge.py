@@ -15,11 +15,45 @@ from typing import Any
 log = logging.getLogger("rljudge.workers.math_judge")
 
 
+#: Answers of the shapes models give, each against a gold it does or does not equal: judged once
+#: by ``warm_up``. Written for rljudge (no dataset's answers), so they teach math-verify's parsers
+#: the forms, not any benchmark's solutions.
+WARM_UP: tuple[tuple[str, str], ...] = (
+    ("42", "42"), ("-7", "7"), ("3.5", "\\frac{7}{2}"), ("0.25", "25\\%"), ("\\frac{1}{2}", "0.5"),
+    ("\\dfrac{3}{4}", "\\tfrac34"), ("-\\frac{5}{3}", "\\frac{-5}{3}"), ("2\\frac{1}{3}", "\\frac{7}{3}"),
+    ("7/3", "\\frac{7}{3}"), ("\\sqrt{2}", "2^{1/2}"), ("2\\sqrt{3}", "\\sqrt{12}"), ("\\sqrt[3]{27}", "3"),
+    ("\\frac{\\sqrt{3}}{2}", "\\sin 60^\\circ"), ("3\\pi", "3\\pi"), ("\\frac{\\pi}{4}", "45^\\circ"),
+    ("e^{2}", "e^2"), ("\\ln 2", "\\log 2"), ("\\log_{2} 8", "3"), ("2^{10}", "1024"), ("10^{-3}", "0.001"),
+    ("1.2 \\times 10^{5}", "120000"), ("x^2 + 2x + 1", "(x+1)^2"), ("\\frac{x+1}{x-1}", "\\frac{x-1}{x+1}"),
+    ("a+b", "b+a"), ("\\cos^2\\theta + \\sin^2\\theta", "1"), ("x = 3", "3"), ("y = 2x + 1", "y = 1 + 2x"),
+    ("x < 2", "x \\leq 2"), ("x \\geq -1", "[-1, \\infty)"), ("[0, 1)", "[0,1)"),
+    ("(-\\infty, 2) \\cup (3, \\infty)", "(-\\infty,2)\\cup(3,\\infty)"), ("\\{1, 2, 3\\}", "\\{3,2,1\\}"),
+    ("(1, 2)", "(1,2)"), ("(3, -4)", "(-4, 3)"), ("1, 2", "2, 1"), ("\\pm 2", "2, -2"), ("\\infty", "\\infty"),
+    ("3 + 4i", "4i + 3"), ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix}1\\\\2\\end{pmatrix}"),
+    ("\\begin{pmatrix} 1 & 0 \\\\ 0 & 1 \\end{pmatrix}", "\\begin{pmatrix} 1 & 0 \\\\ 0 & 2 \\end{pmatrix}"),
+    ("\\text{(B)}", "B"), ("\\text{yes}", "\\text{Yes}"), ("12 \\text{ cm}", "12"), ("90^\\circ", "90"),
+    ("\\$5.00", "5"), ("\\binom{5}{2}", "10"), ("5!", "120"), ("\\left|x\\right|", "|x|"),
+    ("\\lfloor 3.7 \\rfloor", "3"), ("\\sum_{k=1}^{n} k", "\\frac{n(n+1)}{2}"), ("\\tan^{-1}(1)", "\\frac{\\pi}{4}"),
+    ("\\overline{AB}", "AB"), ("4\\sqrt{2} - 1", "4\\sqrt2-1"), ("\\frac{1}{\\sqrt{2}}", "\\frac{\\sqrt{2}}{2}"),
+    ("1{,}000", "1000"),
+)  # fmt: skip
+
+
 def preload() -> None:
-    """Import math-verify and warm its parsers, so forked processes start ready."""
+    """Import math-verify (its logging quietened), so forked processes start with it loaded."""
     # math-verify warns on every call that its own timeouts are disabled: we enforce our own.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
     verify_answer("\\boxed{1}", "\\boxed{\\frac{1}{2}}")
+
+
+def warm_up() -> None:
+    """Judge ``WARM_UP`` once (about a second). math-verify imports parts of sympy and builds its
+    LaTeX parser's prediction tables lazily, on first use, so a fresh process judges its first
+    answers about 3 x slower than a warm one. The worker warms up before forking: every worker, and
+    every Pebble process that replaces one killed at a time limit, starts warm (the benchmark's
+    "fresh process" rows measure it)."""
+    preload()
+    verify_many([("\\boxed{" + answer + "}", "\\boxed{" + gold + "}") for answer, gold in WARM_UP])
 
 
 def verify_answer(source: str, gold: str) -> dict[str, Any]:
