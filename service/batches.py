@@ -150,7 +150,6 @@ class BatchService:
         batch_id = uuid.uuid4().hex
         if idempotency_key is not None:
             batch_id = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-        # one round trip: the stored batch (a resubmission) and the queue depth (backpressure)
         # one round trip: the stored batch (a resubmission), the queue depth (backpressure) and
         # the workers serving each queue (chunking)
         pipe = self.redis.pipeline(transaction=False)
