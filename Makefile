@@ -49,7 +49,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint Dockerfile
 
-# The benchmark suite (issue 8): every workload and its baselines in one run (~15 min on 2 cores);
+# The benchmark suite (issue 8): every workload and its baselines in one run (~8 min on 2 cores);
 # writes loadtests/results/bench.{json,md,png}. `make bench BENCH_ARGS=--quick` for a short run.
 bench: install
 	$(PY) -m loadtests.bench $(BENCH_ARGS)
