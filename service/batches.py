@@ -30,7 +30,7 @@ from rljudge import BatchRequest, Item, ItemResult
 from . import judged, keys, metrics
 from .errors import BatchLost, BatchTooLarge, Conflict, NotFound, QueueFull, RateLimited
 from .notifier import SAFETY_RECHECK_S, Notifier
-from .results import Written, results_of, stat_counts
+from .results import Written, cached_judgement, results_of, stat_counts
 from .settings import Settings
 
 ITEM_ADAPTER: TypeAdapter[Any] = TypeAdapter(Item)
@@ -263,10 +263,12 @@ class BatchService:
         if not lookups:
             return entries
         values = await self.redis.mget([keys.verdict_cache(key) for _entry, key in lookups])
-        hits = {id(entry): orjson.loads(value) for (entry, _key), value in zip(lookups, values, strict=True) if value}
-        for entry in entries:
-            if id(entry) in hits:
-                answered += results_of(entry, hits[id(entry)], scheme, cached=True)
+        hits = {}
+        for (entry, _key), value in zip(lookups, values, strict=True):
+            judgement = cached_judgement(value)
+            if judgement is not None:
+                hits[id(entry)] = judgement
+                answered += results_of(entry, judgement, scheme, cached=True)
         return [entry for entry in entries if id(entry) not in hits]
 
     async def _existing(self, batch_id: str) -> Batch | None:

@@ -9,6 +9,7 @@ request's scheme.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -18,6 +19,8 @@ from rljudge import ItemResult
 
 from . import keys
 from .rewards import compute_reward
+
+log = logging.getLogger("rljudge.results")
 
 
 class Written(NamedTuple):
@@ -67,6 +70,21 @@ def results_of(
         copy = {**fields, "id": item_id, "index": index, "cached": True, "elapsed_ms": 0.0}
         out.append(Written(str(index), orjson.dumps(copy), kind, status, verdict, True))
     return out
+
+
+def cached_judgement(value: bytes | None) -> dict[str, Any] | None:
+    """A judgement read from the verdict cache, or None when there is none or it is not one a worker
+    wrote (a miss: the item is judged again rather than answered from a value that would fail)."""
+    if value is None:
+        return None
+    try:
+        judgement = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        judgement = None
+    if not isinstance(judgement, dict) or not isinstance(judgement.get("verdict"), str):
+        log.warning("ignoring a malformed verdict-cache entry: %r", value[:200])
+        return None
+    return judgement
 
 
 def stat_counts(written: Iterable[Written]) -> dict[str, int]:

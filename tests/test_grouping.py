@@ -9,6 +9,7 @@ from redis import Redis
 
 from rljudge_service import keys
 from rljudge_service.batches import group_identical_math, judged_key
+from rljudge_workers import pools
 from rljudge_workers.jobs import ChunkJudge, load_chunk
 from rljudge_workers.settings import WorkerSettings
 
@@ -73,6 +74,25 @@ def test_a_rerun_chunk_judges_an_entry_again_when_a_copy_lacks_its_result(redis:
     judge_ = ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused"))
     assert judge_._unresolved(chunk["items"]) == [first]
     assert judge_.counts["skipped"] == 1
+
+
+def test_a_worker_judges_again_what_the_cache_holds_malformed(redis: Redis) -> None:
+    """A verdict-cache entry no worker wrote (not JSON, or without a verdict) is a miss: the item is
+    judged, not failed."""
+    from rljudge import ItemResult
+    from rljudge_service import judged
+
+    batch_id = uuid.uuid4().hex
+    item = entry(0, f"so \\boxed{{{int(batch_id[:6], 16)}}}", gold=str(int(batch_id[:6], 16)))
+    redis.set(keys.verdict_cache(judged.math_input(item["item"])[0]), b'{"detail": "no verdict"}')
+    chunk = {"batch_id": batch_id, "deadline": 1e12, "reward_scheme": "binary", "items": [item]}
+    try:
+        counts = ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused")).run()
+    finally:
+        pools.shutdown()  # the judge process this test started
+    assert counts["scored"] == 1 and counts["cached"] == 0
+    result = ItemResult.model_validate_json(redis.hget(keys.batch_results(batch_id), "0") or b"")
+    assert (result.verdict, result.cached) == ("correct", False)
 
 
 async def test_large_chunks_are_stored_once_and_small_ones_travel_inline(redis_url: str) -> None:
@@ -155,6 +175,14 @@ async def test_the_gateway_answers_cached_verdicts_without_queueing(redis_url: s
                 assert sync.hget(keys.STATS, keys.stat_cache_hits("math")) == b"3"
             else:
                 assert results == [] and sync.hget(keys.STATS, keys.stat_cache_hits("math")) is None
+            sync.flushdb()
+        # an entry the workers never wrote (not JSON, not a judgement) is a miss, not a server error
+        service = BatchService(redis, sync, Notifier(redis), Settings(redis_url=url))
+        for junk in (b"not json", b"[1]", b'{"detail": "no verdict"}'):
+            sync.set(keys.verdict_cache(judged.math_input(raw[0])[0]), junk)
+            batch = await service.submit(BatchRequest.model_validate({"items": raw}), raw, None)
+            assert [e["index"] for job in queue.get_jobs() for e in job.args[0]["items"]] == [0, 3]
+            assert sync.hlen(keys.batch_results(batch.batch_id)) == 0
             sync.flushdb()
     finally:
         sync.flushdb()

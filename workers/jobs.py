@@ -31,7 +31,7 @@ from rq import get_current_job
 from rljudge import Limits
 from rljudge_sandbox import extract_program
 from rljudge_service import judged, keys
-from rljudge_service.results import Written, results_of, stat_counts
+from rljudge_service.results import Written, cached_judgement, results_of, stat_counts
 
 from . import math_judge, pools
 from .settings import WorkerSettings, get_settings
@@ -310,7 +310,8 @@ class ChunkJudge:
         if not digests or not self.settings.cache_enabled:
             return {}
         values = self.redis.mget([keys.verdict_cache(d) for d in digests])
-        return {d: orjson.loads(v) for d, v in zip(digests, values, strict=True) if v is not None}
+        found = {d: cached_judgement(v) for d, v in zip(digests, values, strict=True)}
+        return {d: judgement for d, judgement in found.items() if judgement is not None}
 
     def _cache_put(self, digest: str, judgement: dict[str, Any]) -> None:
         if self.settings.cache_enabled:
