@@ -2,8 +2,10 @@
 
 State of a batch in Redis (all keys expire after ``results_ttl_s``; see ``keys``):
 ``meta`` holds the total, deadline, scheme and item ids; ``results`` maps each item's index to its
-final result. Results are written with HSETNX by whoever decides first (a worker, the gateway's
-rejection of a malformed item, or the deadline), so every item gets exactly one.
+final result. The results the gateway decides at submission (a malformed item's rejection, a
+verdict-cache hit) are written with the batch, before any job can see it; every later one with
+HSETNX by whoever decides first (a worker, or the gateway at the deadline), so every item gets
+exactly one.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rq import Queue
 from rq.serializers import JSONSerializer
+from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from rljudge import BatchRequest, Item, ItemResult
 
@@ -34,11 +37,12 @@ from .results import Written, cached_judgement, results_of, stat_counts
 from .settings import Settings
 
 ITEM_ADAPTER: TypeAdapter[Any] = TypeAdapter(Item)
-#: A batch is cut into about this many chunks per live worker (within each kind's chunk sizes), so
-#: every worker of the fleet gets work and the last chunks to finish are small next to the batch.
+#: A batch is cut into about this many chunks per registered worker (within each kind's chunk
+#: sizes), so that a large batch keeps the whole fleet busy and its last chunks are small next to it.
 CHUNKS_PER_WORKER = 4
-#: RQ's set of the workers serving a queue (``rq.worker_registration``): its size is the fleet.
-WORKERS_BY_QUEUE = "rq:workers:%s"
+#: Workers assumed when none is registered (a fleet scaling up from nothing): chunks are cut for two,
+#: so the queue depth an autoscaler reads still says there is work for more than one.
+UNKNOWN_FLEET = 2
 #: A chunk up to this size travels inside its RQ job; a larger one is stored once and the job
 #: refers to it (``keys.chunk_payload``): a one-item batch saves the round trips, a batch of long
 #: rollouts is not repr'd, compressed and re-encoded by RQ.
@@ -94,21 +98,27 @@ def group_identical_math(entries: list[dict[str, Any]], item_keys: dict[int, str
 
 
 def split(total: int, workers: int, smallest: int, largest: int) -> list[int]:
-    """The lengths of the chunks that ``total`` items are cut into for ``workers`` live workers.
+    """The lengths of the chunks that ``total`` items are cut into for ``workers`` registered workers
+    (0: ``UNKNOWN_FLEET``).
 
-    About ``CHUNKS_PER_WORKER`` chunks a worker, of ``smallest`` to ``largest`` items (a queued job
-    costs a few ms of queue bookkeeping: a chunk must be worth it); when there are more chunks than
-    workers, as many as a multiple of the worker count, so that no worker is left judging a last
-    chunk alone while the others idle; lengths differ by one at most.
+    Chunks aim at ``total / (workers * CHUNKS_PER_WORKER)`` items, but at least ``smallest`` (a
+    queued job costs a few ms of queue bookkeeping: a chunk must be worth it) and at most
+    ``largest``. When that makes more chunks than workers, their number is rounded to a multiple of
+    the worker count, so that no worker is left judging a last chunk alone while the others idle.
+    The items are then spread evenly (lengths differ by one at most), so a chunk of a small batch
+    can hold fewer than ``smallest``; none is empty and none holds more than ``largest``.
     """
     if total <= 0:
         return []
-    workers = max(1, workers)
+    workers = workers if workers > 0 else UNKNOWN_FLEET
     size = max(1, smallest, min(largest, -(-total // (workers * CHUNKS_PER_WORKER))))
     count = -(-total // size)
     if count > workers and count % workers:
         fewer = count - count % workers
-        count = fewer if -(-total // fewer) <= largest else fewer + workers
+        if -(-total // fewer) <= max(1, largest):
+            count = fewer
+        elif fewer + workers <= total:
+            count = fewer + workers
     base, extra = divmod(total, count)
     return [base + 1] * extra + [base] * (count - extra)
 
@@ -157,7 +167,7 @@ class BatchService:
             pipe.hmget(keys.batch_meta(batch_id), META_FIELDS)
         for queue in self.queues.values():
             pipe.llen(queue.key)
-            pipe.scard(WORKERS_BY_QUEUE % queue.name)
+            pipe.scard(WORKERS_BY_QUEUE_KEY % queue.name)
         answers = await pipe.execute()
         if idempotency_key is not None:
             meta, answers = answers[0], answers[1:]
@@ -255,10 +265,11 @@ class BatchService:
         scheme: str,
         answered: list[Written],
     ) -> list[dict[str, Any]]:
-        """Entries whose judged input has a verdict in the verdict cache get their results (and their
-        copies') into ``answered`` here, as a worker would write them; the others are returned, to be
-        queued. One MGET for the batch: a prompt revisited in a later epoch is answered without a
-        job, a worker or a round trip through the queue."""
+        """Entries whose judged input has a usable verdict in the verdict cache get their results
+        (and their copies') into ``answered`` here, as a worker would write them; the others are
+        returned, to be queued. One MGET for the batch (its distinct inputs when grouping is on): a
+        prompt revisited in a later epoch is answered without a job, a worker or a round trip
+        through the queue."""
         lookups = [(entry, key) for entry in entries if (key := item_keys[entry["index"]]) is not None]
         if not lookups:
             return entries

@@ -1,9 +1,10 @@
 """Prometheus metrics, each named and documented once (the README's metrics table lists them).
 
 Gateway metrics live in this process. Fleet metrics (``rljudge_judged_items_total``, the queue-wait
-and judge-time histograms, cache hits) are added to a Redis hash by workers on every host and
-rendered here at scrape time together with the queue depth and worker counts, so one scrape of any
-gateway shows the whole fleet.
+and judge-time histograms, cache hits) are added to a Redis hash by workers on every host (and by
+gateways, for the verdict-cache hits they answer themselves) and rendered here at scrape time
+together with the queue depth and worker counts, so one scrape of any gateway shows the whole
+fleet.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import orjson
 from rljudge import ItemResult
 
 from . import keys
-from .rewards import compute_reward
+from .rewards import SCHEMES, compute_reward
 
 log = logging.getLogger("rljudge.results")
 
@@ -73,16 +73,22 @@ def results_of(
 
 
 def cached_judgement(value: bytes | None) -> dict[str, Any] | None:
-    """A judgement read from the verdict cache, or None when there is none or it is not one a worker
-    wrote (a miss: the item is judged again rather than answered from a value that would fail)."""
+    """A judgement read from the verdict cache, or None when there is none or it is not one this
+    release can use (written by another release, or not by a worker): a miss, so the item is judged
+    again rather than failing its batch or its chunk. A usable judgement makes a valid result under
+    every reward scheme."""
     if value is None:
         return None
     try:
         judgement = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        judgement = None
-    if not isinstance(judgement, dict) or not isinstance(judgement.get("verdict"), str):
-        log.warning("ignoring a malformed verdict-cache entry: %r", value[:200])
+        if not isinstance(judgement, dict) or not isinstance(judgement.get("verdict"), str):
+            raise ValueError("no verdict")
+        probe = {"index": 0, "id": "0", "item": {"kind": "math"}}
+        for scheme in SCHEMES:
+            results_of(probe, judgement, scheme, cached=True)
+    except (ValueError, TypeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        log.warning("ignoring a verdict-cache entry this release cannot use (%s): %r", reason, value[:200])
         return None
     return judgement
 

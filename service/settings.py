@@ -28,8 +28,8 @@ class Settings(BaseSettings):
 
     #: Items per queued job (math items cost ~1 ms, code items a few ms to seconds each; a job costs
     #: a few ms of queue bookkeeping). A batch is cut into about 4 chunks per worker registered on
-    #: the kind's queue, of these sizes, as many as a multiple of the worker count, evenly: a small
-    #: batch still spreads over every worker, a large one gets fewer, larger jobs.
+    #: the kind's queue, of these sizes, as many as a multiple of the worker count, evenly (see
+    #: ``batches.split``): a large batch keeps the fleet busy with few jobs.
     math_chunk_items: int = 16
     code_chunk_items: int = 2
     math_chunk_max_items: int = 64

@@ -178,7 +178,9 @@ async def test_the_gateway_answers_cached_verdicts_without_queueing(redis_url: s
             sync.flushdb()
         # an entry the workers never wrote (not JSON, not a judgement) is a miss, not a server error
         service = BatchService(redis, sync, Notifier(redis), Settings(redis_url=url))
-        for junk in (b"not json", b"[1]", b'{"detail": "no verdict"}'):
+        junk_values = [b"not json", b"[1]", b'{"detail": "no verdict"}', b'{"verdict": "bogus"}']
+        junk_values.append(b'{"verdict": "correct", "passed": 1, "total": "x"}')  # fails the fraction reward
+        for junk in junk_values:
             sync.set(keys.verdict_cache(judged.math_input(raw[0])[0]), junk)
             batch = await service.submit(BatchRequest.model_validate({"items": raw}), raw, None)
             assert [e["index"] for job in queue.get_jobs() for e in job.args[0]["items"]] == [0, 3]
@@ -191,7 +193,8 @@ async def test_the_gateway_answers_cached_verdicts_without_queueing(redis_url: s
 
 
 def test_a_revisited_prompt_is_answered_from_the_cache(judge_url: str) -> None:
-    """A later epoch: new rollout texts with the same final answers get the verdicts judged before."""
+    """A later epoch: new rollout texts with the same final answers get the verdicts judged before,
+    from the gateway, without a chunk going through the queue."""
     gold = str(int(uuid.uuid4().hex[:8], 16))  # a gold no cache has seen
     answers = [gold, gold, "0", gold]
 
@@ -204,8 +207,10 @@ def test_a_revisited_prompt_is_answered_from_the_cache(judge_url: str) -> None:
 
     first = step(0)
     hits = metric_total(judge_url, "rljudge_cache_hits_total", kind="math")
+    chunks = metric_total(judge_url, "rljudge_queue_wait_seconds_count", kind="math")  # one per chunk run
     again = step(1)
     assert [r.reward for r in first] == [r.reward for r in again] == [1.0, 1.0, -1.0, 1.0]
     assert [r.cached for r in first] == [False, True, False, True]  # copies share their first's verdict
     assert all(r.cached and r.elapsed_ms == 0 for r in again)
     assert metric_total(judge_url, "rljudge_cache_hits_total", kind="math") == hits + 4
+    assert metric_total(judge_url, "rljudge_queue_wait_seconds_count", kind="math") == chunks  # no job queued

@@ -47,11 +47,11 @@ def preload() -> None:
 
 
 def warm_up() -> None:
-    """Judge ``WARM_UP`` once (about a second). math-verify imports parts of sympy and builds its
-    LaTeX parser's prediction tables lazily, on first use, so a fresh process judges its first
-    answers about 3 x slower than a warm one. The worker warms up before forking: every worker, and
-    every Pebble process that replaces one killed at a time limit, starts warm (the benchmark's
-    "fresh process" rows measure it)."""
+    """Judge ``WARM_UP`` once (about 1.5 s on this project's 2-core machine). math-verify imports
+    parts of sympy and builds its LaTeX parser's prediction tables lazily, on first use, so a fresh
+    process judges its first answers 2 to 4 x slower than a warm one. The worker warms up before
+    forking: every worker, and every Pebble process that replaces one killed at a time limit,
+    starts warm (the benchmark's "fresh judge process" rows measure it)."""
     preload()
     verify_many([("\\boxed{" + answer + "}", "\\boxed{" + gold + "}") for answer, gold in WARM_UP])
 

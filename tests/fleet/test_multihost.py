@@ -7,8 +7,9 @@ w4 .14; the test drives the load from client .100. Each worker host runs ``rljud
 
 Mid-load, w1 is stopped as Kubernetes stops a pod (SIGTERM: RQ's warm shutdown finishes the chunk
 in hand), w2 loses power (SIGKILL to every process of the host, frozen first so that the chunk it
-held is known), and w4 joins. Then every item must have exactly one result: none lost, none
-duplicated, each verdict right. Items of the chunk w2 held are re-queued by the lease reaper
+held is known), and w4 joins (once it has registered, one more batch is sent: the first ones may
+be judged by then, and the new host must take its share). Then every item must have exactly one
+result: none lost, none duplicated, each verdict right. Items of the chunk w2 held are re-queued by the lease reaper
 when the workers have one (they are then scored), or else finalised ``unscored`` at the batch
 deadline: both are one result; the test reports which happened.
 """
@@ -189,19 +190,16 @@ def test_fleet_on_separate_hosts_gives_every_item_exactly_one_result(network: Ne
         # ------------------------------------------------------------------ load
         sent: dict[str, list[str]] = {}
         expected: dict[str, str] = {}
-        futures = []
-        for b in range(BATCHES):
+
+        def submit(b: int) -> None:
             items, want = items_for(b)
             expected.update(want)
+            response = run(lambda: http.post("/v1/batches", json={"items": items, "deadline_s": DEADLINE_S}))
+            response.raise_for_status()
+            sent[response.json()["batch_id"]] = [item["id"] for item in items]
 
-            def submit(items: list[dict[str, Any]] = items) -> tuple[str, list[str]]:
-                response = http.post("/v1/batches", json={"items": items, "deadline_s": DEADLINE_S})
-                response.raise_for_status()
-                return response.json()["batch_id"], [item["id"] for item in items]
-
-            futures.append(submit)
-        for batch_id, ids in (run(fn) for fn in futures):
-            sent[batch_id] = ids
+        for b in range(BATCHES):
+            submit(b)
         total = sum(len(ids) for ids in sent.values())
 
         def results_written() -> int:
@@ -223,9 +221,18 @@ def test_fleet_on_separate_hosts_gives_every_item_exactly_one_result(network: Ne
         orphaned = run(lambda: held_chunk_items(redis, host_worker_pids(w2)))
         w2.kill()
 
-        # ------------------------------------------------------------------ w4 joins
+        # ------------------------------------------------------------------ w4 joins, and takes its share
         start_worker(workers["w4"], tmp_path)
         w4_pid = workers["w4"].processes[0].pid
+
+        def w4_registered() -> bool:
+            pids = host_worker_pids(workers["w4"])
+            return run(lambda: any(w.pid in pids for w in registered_workers(redis)))
+
+        wait_for(w4_registered, 60, "the added worker host to register")
+        # the first batches may be judged by now: one more, sent to the fleet as it now is
+        submit(BATCHES)
+        total = sum(len(ids) for ids in sent.values())
         wait_for(lambda: results_written() >= total - len(orphaned), DEADLINE_S, "every item outside the lost chunk")
         judged_s = time.monotonic() - started
 
@@ -283,7 +290,7 @@ def test_fleet_on_separate_hosts_gives_every_item_exactly_one_result(network: Ne
     print(
         f"\nmulti-host (all but the lost chunk judged in {judged_s:.1f} s, all in {load_s:.1f} s): "
         f"sent {total} items in {len(sent)} batches "
-        f"({BATCHES * MATH_PER_BATCH} math, {BATCHES * CODE_PER_BATCH} code); "
+        f"({len(sent) * MATH_PER_BATCH} math, {len(sent) * CODE_PER_BATCH} code); "
         f"received {received}, duplicates {duplicates}, lost {lost}; statuses {dict(statuses)}; "
         f"results written by workers {worker_written:.0f}, "
         f"unscored by the gateway at the deadline {gateway_unscored:.0f}; "
