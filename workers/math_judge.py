@@ -47,9 +47,9 @@ def preload() -> None:
 
 
 def warm_up() -> None:
-    """Judge ``WARM_UP`` once (about 1.5 s on this project's 2-core machine). math-verify imports
+    """Judge ``WARM_UP`` once (a second or two). math-verify imports
     parts of sympy and builds its LaTeX parser's prediction tables lazily, on first use, so a fresh
-    process judges its first answers 2 to 4 x slower than a warm one. The worker warms up before
+    process judges its first answers about twice as slowly as a warm one. The worker warms up before
     forking: every worker, and every Pebble process that replaces one killed at a time limit,
     starts warm (the benchmark's "fresh judge process" rows measure it)."""
     preload()
