@@ -228,7 +228,7 @@ class BatchService:
             valid["math"] = group_identical_math(valid["math"], item_keys)
         answered: list[Written] = []
         if settings.cache_enabled:
-            valid["math"] = await self._answer_cached(valid["math"], item_keys, request.reward_scheme, answered)
+            valid["math"], answered = await self._answer_cached(valid["math"], item_keys, request.reward_scheme)
 
         meta = {
             "total": len(raw_items),
@@ -259,28 +259,24 @@ class BatchService:
         return Batch(batch_id, len(raw_items), now + deadline_s)
 
     async def _answer_cached(
-        self,
-        entries: list[dict[str, Any]],
-        item_keys: dict[int, str | None],
-        scheme: str,
-        answered: list[Written],
-    ) -> list[dict[str, Any]]:
-        """Entries whose judged input has a usable verdict in the verdict cache get their results
-        (and their copies') into ``answered`` here, as a worker would write them; the others are
-        returned, to be queued. One MGET for the batch (its distinct inputs when grouping is on): a
-        prompt revisited in a later epoch is answered without a job, a worker or a round trip
-        through the queue."""
+        self, entries: list[dict[str, Any]], item_keys: dict[int, str | None], scheme: str
+    ) -> tuple[list[dict[str, Any]], list[Written]]:
+        """The entries still to be queued, and the results of those whose judged input has a usable
+        verdict in the verdict cache (with their copies'), built here as a worker would write them.
+        One MGET for the batch (its distinct inputs when grouping is on): a prompt revisited in a
+        later epoch is answered without a job, a worker or a round trip through the queue."""
         lookups = [(entry, key) for entry in entries if (key := item_keys[entry["index"]]) is not None]
         if not lookups:
-            return entries
+            return entries, []
         values = await self.redis.mget([keys.verdict_cache(key) for _entry, key in lookups])
-        hits = {}
+        answered: list[Written] = []
+        hit: set[int] = set()
         for (entry, _key), value in zip(lookups, values, strict=True):
             judgement = cached_judgement(value)
             if judgement is not None:
-                hits[id(entry)] = judgement
+                hit.add(entry["index"])
                 answered += results_of(entry, judgement, scheme, cached=True)
-        return [entry for entry in entries if id(entry) not in hits]
+        return [entry for entry in entries if entry["index"] not in hit], answered
 
     async def _existing(self, batch_id: str) -> Batch | None:
         return _stored(batch_id, await self.redis.hmget(keys.batch_meta(batch_id), META_FIELDS))
