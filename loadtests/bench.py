@@ -82,6 +82,14 @@ class Measure:
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.seconds = self.cpu_s = self.others_s = 0.0
+
+    def add(self, one: Measure) -> None:
+        """Count a measured block ``one`` into this total (its wall time as a latency sample)."""
+        self.samples.append(one.seconds)
+        self.seconds += one.seconds
+        self.cpu_s += one.cpu_s
+        self.others_s += one.others_s
 
     def __enter__(self) -> Measure:
         self.busy0, self.cpu0, self.t0 = machine_busy_s(), tree_cpu_s(), time.perf_counter()
@@ -103,7 +111,7 @@ def row(workload: str, judge: str, m: Measure, items: int, tests: int | None = N
         "items_per_s": items / m.seconds,
         "tests_per_s": (tests if tests is not None else items) / m.seconds,
         "cpu_s_per_item": m.cpu_s / items,
-        "others_cores": getattr(m, "others_s", 0.0) / m.seconds,
+        "others_cores": m.others_s / m.seconds,
         **(percentiles(m.samples) if m.samples else {}),
         **extra,
     }
@@ -267,18 +275,13 @@ async def _take_turns(
             await client.judge(math_items(64, offset=400), deadline_s=3600)
         for size, rounds in sizes:
             measures = [Measure() for _ in clients]
-            for m in measures:
-                m.seconds, m.cpu_s, m.others_s = 0.0, 0.0, 0.0
             for r in range(rounds):
                 batch = math_items(size, offset=r * 97)
                 for client, m in zip(clients, measures, strict=True):
                     with Measure() as one:
                         out = await client.judge(batch, deadline_s=3600)
                     assert all(x.status == "scored" for x in out), {x.status for x in out}
-                    m.samples.append(one.seconds)
-                    m.seconds += one.seconds
-                    m.cpu_s += one.cpu_s
-                    m.others_s += one.others_s
+                    m.add(one)
             for name, m in zip(names, measures, strict=True):
                 rows.append(row(f"(a) math, batch {size}", name, m, size * rounds))
     finally:
@@ -331,8 +334,6 @@ def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
         measures = [Measure() for _ in configs]
         revisits = [Measure() for _ in configs]
         results: list[list[Any]] = [[] for _ in configs]
-        for m in measures + revisits:
-            m.seconds, m.cpu_s, m.others_s = 0.0, 0.0, 0.0
         clients = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
 
         async def step(i: int, batch: list[dict[str, Any]], into: Measure | None) -> list[Any]:
@@ -340,10 +341,7 @@ def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
                 out = await clients[i].judge(batch, deadline_s=3600)
             assert all(x.status == "scored" for x in out), {x.status for x in out}
             if into is not None:
-                into.samples.append(one.seconds)
-                into.seconds += one.seconds
-                into.cpu_s += one.cpu_s
-                into.others_s += one.others_s
+                into.add(one)
             return out
 
         try:
@@ -389,7 +387,6 @@ def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
     for name, warm in (("math-verify, cold", False), ("rljudge's judge process (warmed up before forking)", True)):
         m = Measure()
         m.seconds = m.cpu_s = sum(_verify_cpu_s(batch, distinct_only=True, warm=warm) for batch in steps)
-        m.others_s = 0.0
         rows.append(row("(b) a fresh judge process, a step's distinct answers (CPU time)", name, m, distinct_inputs))
 
 
