@@ -12,6 +12,7 @@ boxed answer share one verification.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from importlib.metadata import version
 
@@ -28,12 +29,8 @@ MAX_JUDGED_CHARS = 20_000
 
 
 def digest(*parts: str) -> str:
-    """A content hash of ``parts`` (and ``JUDGE_VERSION``)."""
-    h = hashlib.sha256(JUDGE_VERSION.encode())
-    for part in parts:
-        h.update(b"\x00")
-        h.update(part.encode("utf-8", "surrogatepass"))
-    return h.hexdigest()
+    """A content hash of ``parts`` (and ``JUDGE_VERSION``), NUL-separated."""
+    return hashlib.sha256("\x00".join((JUDGE_VERSION, *parts)).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def think_format_error(response: str) -> str | None:
@@ -53,22 +50,31 @@ def after_think(response: str) -> str:
 
 def last_boxed(text: str) -> str | None:
     """The content of the last ``\\boxed{...}``/``\\fbox{...}`` with balanced braces, or None."""
-    start = max(text.rfind(marker) for marker in _BOXED_MARKERS)
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
     while start != -1:
         brace = text.find("{", start)
         if brace != -1 and text[start:brace].strip() in _BOXED_MARKERS:
-            depth = 0
-            for pos in range(brace, len(text)):
-                char = text[pos]
-                if char == "{":
-                    depth += 1
-                elif char == "}":
-                    depth -= 1
-                    if depth == 0:
-                        return text[brace + 1 : pos]
+            end = _closing_brace(text, brace)
+            if end != -1:
+                return text[brace + 1 : end]
         # unbalanced or not followed by a brace: try the previous marker
-        start = max(text.rfind(marker, 0, start) for marker in _BOXED_MARKERS)
+        start = max(text.rfind("\\boxed", 0, start), text.rfind("\\fbox", 0, start))
     return None
+
+
+def _closing_brace(text: str, brace: int) -> int:
+    """The position of the ``}`` that closes the ``{`` at ``brace``, or -1. Jumps from one closing
+    brace to the next, counting the opening ones between them in C (``str.count``): a
+    character-by-character loop in Python cost more than the rest of ``math_input`` together."""
+    depth, pos = 1, brace + 1
+    while True:
+        close = text.find("}", pos)
+        if close == -1:
+            return -1
+        depth += text.count("{", pos, close) - 1
+        if depth == 0:
+            return close
+        pos = close + 1
 
 
 def answer_source(response: str, strip_think: bool) -> str:
@@ -80,6 +86,7 @@ def answer_source(response: str, strip_think: bool) -> str:
     return text[-MAX_JUDGED_CHARS:]
 
 
+@functools.lru_cache(maxsize=256)  # a GRPO group shares its gold: computed once a group
 def gold_source(gold: str) -> str:
     """Golds are bare answers (``"\\frac{1}{2}"``, ``"420"``); judge them as a boxed answer."""
     boxed = last_boxed(gold)

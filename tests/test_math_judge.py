@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rljudge_service.judged import MATH_GRADER, answer_source, gold_source, last_boxed
 from rljudge_workers.math_judge import WARM_UP, verify_answer, verify_many
@@ -25,6 +28,28 @@ from .conftest import DATA
 )
 def test_last_boxed(text: str, expected: str | None) -> None:
     assert last_boxed(text) == expected
+
+
+def _last_boxed_by_characters(text: str) -> str | None:
+    """The reference: the last marker whose braces balance, matched one character at a time."""
+    for start in sorted(
+        {m.start() for marker in ("\\boxed", "\\fbox") for m in re.finditer(re.escape(marker), text)}, reverse=True
+    ):
+        brace = text.find("{", start)
+        if brace == -1 or text[start:brace].strip() not in ("\\boxed", "\\fbox"):
+            continue
+        depth = 0
+        for pos in range(brace, len(text)):
+            depth += {"{": 1, "}": -1}.get(text[pos], 0)
+            if depth == 0:
+                return text[brace + 1 : pos]
+    return None
+
+
+@given(st.lists(st.sampled_from(["\\boxed", "\\fbox", "{", "}", " ", "x", "\\frac", "12", "\\{"]), max_size=30))
+def test_last_boxed_matches_a_character_by_character_scan(parts: list[str]) -> None:
+    text = "".join(parts)
+    assert last_boxed(text) == _last_boxed_by_characters(text)
 
 
 def test_answer_source_strips_think_only_when_asked() -> None:
