@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import orjson
 from redis import Redis
 
 from rljudge_service import keys
@@ -74,6 +75,21 @@ def test_a_rerun_chunk_judges_an_entry_again_when_a_copy_lacks_its_result(redis:
     judge_ = ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused"))
     assert judge_._unresolved(chunk["items"]) == [first]
     assert judge_.counts["skipped"] == 1
+
+
+def test_results_already_written_are_kept_and_not_counted_again(redis: Redis) -> None:
+    """The first final result wins: a result the gateway wrote at the deadline (or an earlier run of
+    the chunk) stays as it is, and only the results written now are counted."""
+    batch_id = uuid.uuid4().hex
+    first = {**entry(0, "\\boxed{4}"), "copies": [[1, "r1"], [2, "r2"]]}
+    chunk = {"batch_id": batch_id, "deadline": 1e12, "reward_scheme": "binary", "items": [first]}
+    redis.hset(keys.batch_results(batch_id), "1", b'{"status": "unscored"}')
+    judge_ = ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused", cache_enabled=False))
+    judge_._write(first, {"verdict": "correct", "detail": None, "grader": "test"})
+    stored = redis.hgetall(keys.batch_results(batch_id))
+    assert stored[b"1"] == b'{"status": "unscored"}'
+    assert [orjson.loads(stored[field])["verdict"] for field in (b"0", b"2")] == ["correct", "correct"]
+    assert judge_.counts["scored"] == 2 and judge_.counts["cached"] == 1  # copy 2; copy 1 was not written
 
 
 def test_a_worker_judges_again_what_the_cache_holds_malformed(redis: Redis) -> None:
