@@ -76,13 +76,52 @@ def machine_busy_s() -> float:
     return sum(getattr(t, field, 0.0) for field in ("user", "nice", "system", "irq", "softirq", "steal"))
 
 
+#: The parts of a running stack whose CPU the scaling rows report apart (see ``cpu_by_part``).
+PARTS = ("judge processes", "rq workers", "gateway", "redis", "client", "other")
+
+
+def cpu_by_part() -> dict[str, float]:
+    """User+system CPU seconds so far of each part (``PARTS``) of the stacks this process runs:
+    this process (the client), gateways, Redis servers, the RQ worker processes (with the pool
+    parent that forked them) and the judge processes forked below an RQ worker (math Pebble
+    processes, code pools and their jails). Processes of the stacks only: a baseline's pool is "other"."""
+    me = psutil.Process()
+    own = me.cpu_times()
+    out = dict.fromkeys(PARTS, 0.0)
+    out["client"] = own.user + own.system
+    procs: dict[int, tuple[int, str, float]] = {}
+    for proc in me.children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            t = proc.cpu_times()
+            cpu = t.user + t.system + t.children_user + t.children_system
+            procs[proc.pid] = (proc.ppid(), " ".join(proc.cmdline()[:8]), cpu)
+    for pid, (_ppid, _cmd, cpu) in procs.items():
+        chain = [pid]  # the process and its ancestors up to the stack's child of this process
+        while procs[chain[-1]][0] in procs:
+            chain.append(procs[chain[-1]][0])
+        top = procs[chain[-1]][1]
+        if "redis-server" in top:
+            part = "redis"
+        elif "rljudge_cli.main gateway" in top:
+            part = "gateway"
+        elif "rljudge_cli.main worker" in top:
+            part = "judge processes" if len(chain) > 2 else "rq workers"
+        else:
+            part = "other"
+        out[part] += cpu
+    return out
+
+
 class Measure:
     """Wall and whole-tree CPU time of a block, the CPU time the rest of the machine took meanwhile
-    (other tenants of a shared VM: ``others_s``), plus latency samples."""
+    (other tenants of a shared VM: ``others_s``), plus latency samples; with ``parts``, the tree's
+    CPU time by part as well (``cpu_by_part``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, parts: bool = False) -> None:
         self.samples: list[float] = []
         self.seconds = self.cpu_s = self.others_s = 0.0
+        self.with_parts = parts
+        self.parts: dict[str, float] = {}
 
     def add(self, one: Measure) -> None:
         """Count a measured block ``one`` into this total (its wall time as a latency sample)."""
@@ -90,8 +129,11 @@ class Measure:
         self.seconds += one.seconds
         self.cpu_s += one.cpu_s
         self.others_s += one.others_s
+        for part, cpu in one.parts.items():
+            self.parts[part] = self.parts.get(part, 0.0) + cpu
 
     def __enter__(self) -> Measure:
+        self.parts0 = cpu_by_part() if self.with_parts else {}
         self.busy0, self.cpu0, self.t0 = machine_busy_s(), tree_cpu_s(), time.perf_counter()
         return self
 
@@ -99,6 +141,8 @@ class Measure:
         self.seconds = time.perf_counter() - self.t0
         self.cpu_s = tree_cpu_s() - self.cpu0
         self.others_s = max(0.0, machine_busy_s() - self.busy0 - self.cpu_s)
+        if self.with_parts:
+            self.parts = {part: cpu - self.parts0[part] for part, cpu in cpu_by_part().items()}
 
 
 def row(workload: str, judge: str, m: Measure, items: int, tests: int | None = None, **extra: Any) -> dict[str, Any]:
@@ -115,6 +159,8 @@ def row(workload: str, judge: str, m: Measure, items: int, tests: int | None = N
         **(percentiles(m.samples) if m.samples else {}),
         **extra,
     }
+    if m.parts:
+        out["cpu_us_per_item_by_part"] = {part: cpu / items * 1e6 for part, cpu in m.parts.items()}
     print(
         f"  {workload:34s} {judge:34s} {out['items_per_s']:9.2f} items/s {out['tests_per_s']:9.1f} tests/s"
         f"  cpu/item {out['cpu_s_per_item'] * 1000:7.2f} ms"
@@ -274,11 +320,11 @@ async def _take_turns(
         for client in clients:
             await client.judge(math_items(64, offset=400), deadline_s=3600)
         for size, rounds in sizes:
-            measures = [Measure() for _ in clients]
+            measures = [Measure(parts=True) for _ in clients]
             for r in range(rounds):
                 batch = math_items(size, offset=r * 97)
                 for client, m in zip(clients, measures, strict=True):
-                    with Measure() as one:
+                    with Measure(parts=True) as one:
                         out = await client.judge(batch, deadline_s=3600)
                     assert all(x.status == "scored" for x in out), {x.status for x in out}
                     m.add(one)
@@ -868,6 +914,19 @@ def targets(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
                 f"{two['math_verify_2_vs_1_processes']:.2f} x the work of one done on this machine"
             )
         if two is not None and one is not None:
+            # items/s = cores busy / CPU an item, so the ratio is the product of these two factors
+            busy2, busy1 = (r["cpu_s_per_item"] * r["items_per_s"] for r in (two, one))
+            notes.append(
+                f"= {busy2 / busy1:.2f} x the cores busy ({busy2:.2f} vs {busy1:.2f}) x "
+                f"{one['cpu_s_per_item'] / two['cpu_s_per_item']:.2f} for the CPU an item "
+                f"({two['cpu_s_per_item'] * 1e3:.3f} vs {one['cpu_s_per_item'] * 1e3:.3f} ms)"
+            )
+            by2, by1 = two.get("cpu_us_per_item_by_part"), one.get("cpu_us_per_item_by_part")
+            if by2 and by1:
+                notes.append(
+                    "CPU an item by part, 2 workers vs 1: "
+                    + ", ".join(f"{part} {by2[part]:.0f} vs {by1[part]:.0f} us" for part in PARTS if part != "other")
+                )
             # a shared VM: what other tenants took from the 2 cores while each configuration ran
             notes.append(
                 f"other processes took {two['others_cores']:.2f} cores during the 2-worker turns, "
