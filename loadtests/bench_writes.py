@@ -1,5 +1,6 @@
-"""How a worker writes a chunk's results: a pipelined HSETNX per result against one ``HSETNX_MANY``
-call (``rljudge_workers.jobs``), on a redis-server of its own.
+"""How a worker writes a chunk's results: a pipelined HSETNX per result, then a round trip for the
+fleet's counters of those written, against one ``HSETNX_MANY`` call (``rljudge_workers.jobs``)
+that does both, on a redis-server of its own.
 
     python -m loadtests.bench_writes [--chunks 300] [--results 256]
 
@@ -21,6 +22,7 @@ import orjson
 from redis import Redis
 
 from rljudge_cli.stack import free_port
+from rljudge_service import keys
 from rljudge_workers.jobs import HSETNX_MANY
 
 from .common import write_report
@@ -73,18 +75,24 @@ def main() -> None:
                     time.sleep(0.05)
             fields = [str(i) for i in range(args.results)]
 
+            stat = keys.stat_items("math", "scored", "correct")
+
             def pipelined(key: str) -> list[int]:
                 pipe = redis.pipeline(transaction=False)
                 for field in fields:
                     pipe.hsetnx(key, field, PAYLOAD)
-                return pipe.execute()
+                written = pipe.execute()
+                if any(written):
+                    redis.hincrby(keys.STATS, stat, sum(written))
+                return written
 
             def one_call(key: str) -> list[int]:
-                return redis.eval(HSETNX_MANY, 1, key, *(part for field in fields for part in (field, PAYLOAD)))
+                args = (part for field in fields for part in (field, PAYLOAD))
+                return redis.eval(HSETNX_MANY, 2, key, keys.STATS, stat, len(fields), *args)
 
             ways: dict[str, Callable[[str], list[int]]] = {
-                "pipelined HSETNX per result": pipelined,
-                "HSETNX_MANY (one call)": one_call,
+                "pipelined HSETNX per result + counters": pipelined,
+                "HSETNX_MANY (one call, counters included)": one_call,
             }
             totals = {name: {"writer_cpu_s": 0.0, "redis_cpu_s": 0.0, "wall_s": 0.0} for name in ways}
             for chunk in range(args.chunks + 10):

@@ -93,13 +93,17 @@ def cached_judgement(value: bytes | None) -> dict[str, Any] | None:
     return judgement
 
 
+def stat_fields(result: Written) -> str:
+    """The fleet's counters (``keys.STATS`` fields) that one written result adds 1 to, space-separated:
+    its kind, status and verdict, and a cache hit when it shares a verdict."""
+    items = keys.stat_items(result.kind, result.status, result.verdict)
+    return f"{items} {keys.stat_cache_hits(result.kind)}" if result.cached else items
+
+
 def stat_counts(written: Iterable[Written]) -> dict[str, int]:
     """Increments of the fleet's item and cache-hit counters (``keys.STATS``) for written results."""
     counters: dict[str, int] = {}
     for result in written:
-        stat = keys.stat_items(result.kind, result.status, result.verdict)
-        counters[stat] = counters.get(stat, 0) + 1
-        if result.cached:
-            hits = keys.stat_cache_hits(result.kind)
-            counters[hits] = counters.get(hits, 0) + 1
+        for stat in stat_fields(result).split():
+            counters[stat] = counters.get(stat, 0) + 1
     return counters

@@ -79,17 +79,34 @@ def test_a_rerun_chunk_judges_an_entry_again_when_a_copy_lacks_its_result(redis:
 
 def test_results_already_written_are_kept_and_not_counted_again(redis: Redis) -> None:
     """The first final result wins: a result the gateway wrote at the deadline (or an earlier run of
-    the chunk) stays as it is, and only the results written now are counted."""
+    the chunk) stays as it is, and only the results written now are counted, in the fleet's stats too."""
     batch_id = uuid.uuid4().hex
     first = {**entry(0, "\\boxed{4}"), "copies": [[1, "r1"], [2, "r2"]]}
     chunk = {"batch_id": batch_id, "deadline": 1e12, "reward_scheme": "binary", "items": [first]}
     redis.hset(keys.batch_results(batch_id), "1", b'{"status": "unscored"}')
+    before = redis.hmget(keys.STATS, [keys.stat_items("math", "scored", "correct"), keys.stat_cache_hits("math")])
     judge_ = ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused", cache_enabled=False))
     judge_._write(first, {"verdict": "correct", "detail": None, "grader": "test"})
     stored = redis.hgetall(keys.batch_results(batch_id))
     assert stored[b"1"] == b'{"status": "unscored"}'
     assert [orjson.loads(stored[field])["verdict"] for field in (b"0", b"2")] == ["correct", "correct"]
     assert judge_.counts["scored"] == 2 and judge_.counts["cached"] == 1  # copy 2; copy 1 was not written
+    after = redis.hmget(keys.STATS, [keys.stat_items("math", "scored", "correct"), keys.stat_cache_hits("math")])
+    assert [int(a or 0) - int(b or 0) for a, b in zip(after, before, strict=True)] == [2, 1]
+
+
+def test_a_rerun_skips_what_is_written_and_deletes_its_stored_chunk(redis: Redis) -> None:
+    """A re-run (attempt 2) of a chunk whose items all have results judges nothing, and the stored
+    chunk goes once the run succeeded."""
+    batch_id = uuid.uuid4().hex
+    items = [entry(0, "\\boxed{4}"), entry(1, "\\boxed{5}")]
+    chunk = {"batch_id": batch_id, "deadline": 1e12, "reward_scheme": "binary", "items": items, "attempt": 2}
+    redis.hset(keys.batch_results(batch_id), mapping={"0": "{}", "1": "{}"})
+    stored = keys.chunk_payload(batch_id, 0)
+    redis.set(stored, orjson.dumps(chunk))
+    counts = ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused")).run(delete=[stored])
+    assert counts["skipped"] == 2 and counts["scored"] == 0
+    assert redis.exists(stored) == 0
 
 
 def test_a_worker_judges_again_what_the_cache_holds_malformed(redis: Redis) -> None:

@@ -31,23 +31,35 @@ from rq import get_current_job
 from rljudge import Limits
 from rljudge_sandbox import extract_program
 from rljudge_service import judged, keys
-from rljudge_service.results import Written, cached_judgement, results_of, stat_counts
+from rljudge_service.results import Written, cached_judgement, results_of, stat_fields
 
 from . import math_judge, pools
 from .settings import WorkerSettings, get_settings
 
 log = logging.getLogger("rljudge.workers.jobs")
 
-#: ``HSETNX`` of many fields in one command: ``KEYS[1]`` the hash, ``ARGV`` field, value, field,
-#: value, ...; returns 1 for each field written, 0 for one already there (left as it is). One call
-#: instead of a pipelined HSETNX per result: less CPU in the worker, a little more in Redis
-#: (``python -m loadtests.bench_writes`` measures both). Sent with EVAL, not EVALSHA: Redis keeps
-#: the compiled script by its hash either way, and a restarted Redis (which forgets its scripts)
-#: needs no reload round trip.
+#: ``HSETNX`` of many fields in one command, counting what it wrote: ``KEYS[1]`` the results hash,
+#: ``KEYS[2]`` the fleet's stats hash (``keys.STATS``); ``ARGV`` is groups of results that add to
+#: the same counters: the counters' fields, space-separated (``results.stat_fields``), the number
+#: of results n, then n field-value pairs. Returns, in ``ARGV``'s order, 1 for each field written
+#: and 0 for one already there (left as it is, and not counted again). One call instead of a
+#: pipelined HSETNX per result and a second round trip for the counters: less CPU in the worker, a
+#: little more in Redis (``python -m loadtests.bench_writes`` measures both). Sent with EVAL, not
+#: EVALSHA: Redis keeps the compiled script by its hash either way, and a restarted Redis (which
+#: forgets its scripts) needs no reload round trip.
 HSETNX_MANY = """
-local written = {}
-for i = 1, #ARGV, 2 do
-  written[#written + 1] = redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+local written, i = {}, 1
+while i <= #ARGV do
+  local n, new = tonumber(ARGV[i + 1]), 0
+  for j = i + 2, i + 2 * n, 2 do
+    local w = redis.call('HSETNX', KEYS[1], ARGV[j], ARGV[j + 1])
+    written[#written + 1] = w
+    new = new + w
+  end
+  if new > 0 then
+    for stat in string.gmatch(ARGV[i], '%S+') do redis.call('HINCRBY', KEYS[2], stat, new) end
+  end
+  i = i + 2 + 2 * n
 end
 return written
 """
@@ -76,11 +88,9 @@ def judge_chunk(ref: dict[str, Any]) -> dict[str, int]:
     if chunk is None:
         log.warning("chunk %s expired with its batch %s: nothing to judge", ref.get("payload"), ref["batch_id"])
         return {}
-    # a worker holds the chunk's lease meanwhile (``JudgeWorker``, ``lease.py``)
-    counts = ChunkJudge(redis, chunk, get_settings()).run()
-    if "payload" in ref:  # every item has its result: the stored chunk is not needed any more
-        redis.delete(ref["payload"])
-    return counts
+    # a worker holds the chunk's lease meanwhile (``JudgeWorker``, ``lease.py``); once every item
+    # has its result the stored chunk is not needed any more (deleted with the last results)
+    return ChunkJudge(redis, chunk, get_settings()).run(delete=[ref["payload"]] if "payload" in ref else [])
 
 
 def give_up(redis: Redis, ref: dict[str, Any], reason: str) -> dict[str, int]:
@@ -114,21 +124,28 @@ class ChunkJudge:
 
     # ------------------------------------------------------------------ driver
 
-    def run(self) -> dict[str, int]:
+    def run(self, delete: list[str] | None = None) -> dict[str, int]:
         """Judge the chunk. Results are written in few round trips: buffered, and flushed after the
-        chunk's math batch, after each item judged on its own (code, or math when alone), and at the end."""
+        chunk's math batch, after each item judged on its own (code, or math when alone), and at the
+        end, together with deleting the keys ``delete`` (the stored chunk) when the chunk succeeded."""
         self._buffered = True
         try:
-            return self._run()
-        finally:
+            counts = self._run()
+        except BaseException:
             self._flush()
+            raise
+        finally:
             self._buffered = False
+        self._flush(delete or [])
+        return counts
 
     def _run(self) -> dict[str, int]:
         kind = self.entries[0]["item"]["kind"] if self.entries else "math"
         if "enqueued" in self.chunk:
             self._observe("wait", kind, max(0.0, time.time() - float(self.chunk["enqueued"])))
-        pending = self._unresolved(self.entries)
+        # a re-run (``attempt`` 2 and later) skips what an earlier run wrote; on the first run nothing
+        # but the gateway's deadline can have written a result, and the deadline is checked below
+        pending = self._unresolved(self.entries) if int(self.chunk.get("attempt", 1)) > 1 else self.entries
         if time.time() >= self.deadline:
             self._finish_unscored(pending)
             return self.counts
@@ -344,13 +361,13 @@ class ChunkJudge:
         if not self._buffered:
             self._flush()
 
-    def _flush(self) -> None:
-        """Send buffered results (``HSETNX_MANY``, one EXPIRE, one PUBLISH), cache entries and timings
-        in one round trip, then the item counters of the results that were written in a second."""
+    def _flush(self, delete: list[str] | None = None) -> None:
+        """Send buffered results (``HSETNX_MANY``, which also counts them, one EXPIRE, one PUBLISH),
+        cache entries and timings, and delete the keys ``delete``, in one round trip."""
         pending, self._pending = self._pending, []
         timings, self._timings = self._timings, {}
         puts, self._cache_puts = self._cache_puts, []
-        if not (pending or timings or puts):
+        if not (pending or timings or puts or delete):
             return
         pipe = self.redis.pipeline(transaction=False)
         for cache_key, value in puts:  # cached before the results are announced
@@ -359,21 +376,24 @@ class ChunkJudge:
             pipe.hincrbyfloat(keys.STATS, field, amount)
         results = keys.batch_results(self.batch_id)
         if pending:
-            pipe.eval(HSETNX_MANY, 1, results, *(part for result in pending for part in result[:2]))
+            groups: dict[str, list[Written]] = {}
+            for result in pending:
+                groups.setdefault(stat_fields(result), []).append(result)
+            pending = [result for group in groups.values() for result in group]  # in ARGV's order
+            args: list[str | bytes | int] = []
+            for stats, group in groups.items():
+                args += [stats, len(group), *(part for result in group for part in result[:2])]
+            pipe.eval(HSETNX_MANY, 2, results, keys.STATS, *args)
             pipe.expire(results, self.results_ttl)
             pipe.publish(keys.batch_events(self.batch_id), b"1")
+        if delete:
+            pipe.delete(*delete)
         answers = pipe.execute()
         written = answers[len(puts) + len(timings)] if pending else []
-        written_now = [result for result, was_written in zip(pending, written, strict=True) if was_written]
-        for result in written_now:
-            self.counts[result.status] += 1
-            self.counts["cached"] += result.cached
-        counters = stat_counts(written_now)
-        if counters:
-            stats = self.redis.pipeline(transaction=False)
-            for stat, amount in counters.items():
-                stats.hincrby(keys.STATS, stat, amount)
-            stats.execute()
+        for result, was_written in zip(pending, written, strict=True):
+            if was_written:
+                self.counts[result.status] += 1
+                self.counts["cached"] += result.cached
 
     def _observe(self, histogram: str, kind: str, seconds: float) -> None:
         for field, amount in keys.stat_time(histogram, kind, seconds):
