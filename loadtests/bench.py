@@ -46,6 +46,8 @@ import psutil
 from redis import Redis
 
 from rljudge import JudgeClient
+from rljudge._client import _json_body
+from rljudge.extract import answer_source
 from rljudge_service import judged
 
 from .bench_code import firejail_cmd
@@ -194,7 +196,7 @@ def _pool_verify(response: str, gold: str) -> str:
     from rljudge_workers import math_judge
 
     try:
-        return math_judge.verify_answer(judged.answer_source(response, True), judged.gold_source(gold))["verdict"]
+        return math_judge.verify_answer(answer_source(response, True), judged.gold_source(gold))["verdict"]
     except ValueError:
         return "invalid_item"
 
@@ -227,6 +229,17 @@ def pool_batch(pool: Any, items: list[dict[str, Any]]) -> list[str]:
         except Exception:
             out.append("time_limit")
     return out
+
+
+def request_bytes(size: int) -> dict[str, int]:
+    """The JSON body of one ``size``-item math batch as the client sends it (responses trimmed to what
+    is judged) and with whole responses."""
+    items = math_items(size)
+    sent, whole = JudgeClient("http://unused"), JudgeClient("http://unused", trim_math_responses=False)
+    return {
+        f"request_bytes_{name}": len(_json_body({"items": [client._prepare(item, i) for i, item in enumerate(items)]}))
+        for name, client in (("sent", sent), ("whole", whole))
+    }
 
 
 async def service_batches(url: str, batches: list[list[dict[str, Any]]], m: Measure) -> list[Any]:
@@ -269,7 +282,9 @@ def bench_math(quick: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
         for size, rounds in sizes:
             with Measure() as m:
                 asyncio.run(service_batches(stack.url, [math_items(size, offset=r * 97) for r in range(rounds)], m))
-            rows.append(row(f"(a) math, batch {size}", f"rljudge {WORKERS} workers", m, size * rounds))
+            rows.append(
+                row(f"(a) math, batch {size}", f"rljudge {WORKERS} workers", m, size * rounds, **request_bytes(size))
+            )
     # Worker scaling, judging every item (no de-duplication: these batches cycle through 800 real
     # pairs, which grouping collapses to their distinct inputs, leaving the gateway, not the workers,
     # to set the pace). 2 workers and 1 worker side by side, taking turns batch by batch.
@@ -948,6 +963,12 @@ def fmt(value: Any, digits: int = 1) -> str:
 
 def markdown(payload: dict[str, Any]) -> str:
     rows, tgts, sweep = payload["rows"], payload["targets"], payload["sweep"]
+    request_note = [
+        f"A 1,024-item math request body: {r['request_bytes_sent'] / 1024:,.0f} KiB as the client sends it "
+        f"(responses trimmed to what is judged), {r['request_bytes_whole'] / 1024:,.0f} KiB with whole responses.\n"
+        for r in rows
+        if "request_bytes_sent" in r and r["workload"].endswith("batch 1024")
+    ]
     lines = [
         "# rljudge benchmark",
         "",
@@ -957,6 +978,7 @@ def markdown(payload: dict[str, Any]) -> str:
         "Redis, workers, pools, jails) over the run. Latency: per request for 1-item and sweep rows, per batch "
         "for math/GRPO batch rows, per submission (judging time) for code rows.",
         "",
+        *request_note,
         "## Targets",
         "",
         "| target | required | measured | met |",

@@ -29,6 +29,7 @@ from rq.serializers import JSONSerializer
 from rq.worker_registration import WORKERS_BY_QUEUE_KEY
 
 from rljudge import BatchRequest, Item, ItemResult
+from rljudge.extract import think_format_error
 
 from . import judged, keys, metrics
 from .errors import BatchLost, BatchTooLarge, Conflict, NotFound, QueueFull, RateLimited
@@ -73,7 +74,7 @@ def _stored(batch_id: str, meta: list[bytes | None]) -> Batch | None:
 def judged_key(item: dict[str, Any]) -> str | None:
     """The content key of the input a judge would judge for a validated math item (its verdict-cache
     key), or None for an item failing its ``require_think`` check: decided without a judge."""
-    if item.get("require_think") and judged.think_format_error(item.get("response") or "") is not None:
+    if item.get("require_think") and think_format_error(item.get("response") or "") is not None:
         return None
     return judged.math_input(item)[0]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -11,6 +12,8 @@ import pytest
 
 from rljudge import JudgeClient, JudgeRequestError, JudgeUnavailableError, MathItem, SyncJudgeClient
 from rljudge_cli.stack import free_port
+
+from .conftest import DATA
 
 
 async def test_judges_a_thousand_items_in_one_call_in_order(judge_url: str) -> None:
@@ -47,6 +50,36 @@ async def test_text_that_is_not_unicode_is_sent_and_judged(judge_url: str) -> No
             ]
         )
     assert [(r.status, r.verdict) for r in results] == [("scored", "correct"), ("scored", "wrong_answer")]
+
+
+def test_math_responses_are_sent_as_what_is_judged() -> None:
+    client = JudgeClient("http://127.0.0.1:9")  # nothing is sent
+    rollout = "<think>" + "reasoning " * 300 + "</think> so \\boxed{7}"
+    sent = [
+        client._prepare(MathItem(response=rollout, gold="7"), 0),
+        client._prepare({"kind": "math", "response": rollout, "gold": "7", "require_think": True}, 1),
+        client._prepare({"kind": "math", "response": 7, "gold": "7"}, 2),  # the server rejects it
+        client._prepare({"kind": "code", "response": rollout, "tests": {"type": "run"}}, 3),
+    ]
+    assert [item["response"] for item in sent] == ["\\boxed{7}", rollout, 7, rollout]
+    whole = JudgeClient("http://127.0.0.1:9", trim_math_responses=False)
+    assert whole._prepare(MathItem(response=rollout, gold="7"), 0)["response"] == rollout
+
+
+async def test_trimmed_rollouts_get_the_verdicts_of_whole_ones(judge_url: str) -> None:
+    """The labelled Qwen2.5-Math rollouts, judged by the service sent whole and sent trimmed."""
+    rows = [json.loads(line) for line in (DATA / "math" / "qwen25math_labelled_subset.jsonl").open()]
+    items = [MathItem(response=resp, gold=row["gt"]) for row in rows for resp in row["responses"]]
+    async with (
+        JudgeClient(judge_url) as trimming,
+        JudgeClient(judge_url, trim_math_responses=False) as whole,
+    ):
+        sizes = [len(trimming._prepare(item, 0)["response"]) for item in items]
+        trimmed, sent_whole = await trimming.judge(items), await whole.judge(items)
+    assert sum(sizes) * 10 < sum(len(item.response) for item in items)  # a tenth of the text, or less
+    assert [(r.verdict, r.reward) for r in trimmed] == [(r.verdict, r.reward) for r in sent_whole]
+    assert all(r.cached for r in sent_whole)  # the verdict cache knew every input: the same judged text
+    assert sum(r.verdict == "correct" for r in trimmed) >= 40
 
 
 class FlakyTransport(httpx.AsyncBaseTransport):

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rljudge_service.judged import MATH_GRADER, answer_source, gold_source, last_boxed
+from rljudge.extract import answer_source, last_boxed, trimmed_response
+from rljudge_service.judged import MATH_GRADER, gold_source, math_input
 from rljudge_workers.math_judge import WARM_UP, verify_answer, verify_many
 
 from .conftest import DATA
@@ -50,6 +51,28 @@ def _last_boxed_by_characters(text: str) -> str | None:
 def test_last_boxed_matches_a_character_by_character_scan(parts: list[str]) -> None:
     text = "".join(parts)
     assert last_boxed(text) == _last_boxed_by_characters(text)
+
+
+@given(
+    st.lists(
+        st.sampled_from(["\\boxed", "\\fbox", "{", "}", " ", "x", "12", "<think>", "</think>", "\n", "so"]),
+        max_size=30,
+    ),
+    st.booleans(),
+)
+def test_a_trimmed_response_is_judged_as_the_whole_one(parts: list[str], strip_think: bool) -> None:
+    """What the client sends instead of a math response gives the server the same judged input."""
+    response = "".join(parts)
+    item = {"response": response, "gold": "12", "strip_think": strip_think}
+    trimmed = trimmed_response(response, strip_think)
+    assert len(trimmed) <= len(response)
+    assert math_input({**item, "response": trimmed}) == math_input(item)
+
+
+def test_a_long_rollout_is_trimmed_to_its_boxed_answer() -> None:
+    rollout = "<think>try 3, then \\boxed{3}?</think>Step 1 ... " * 40 + "so \\boxed{\\frac{1}{2}}."
+    assert trimmed_response(rollout, strip_think=True) == "\\boxed{\\frac{1}{2}}"
+    assert trimmed_response("no box, just 42", strip_think=True) == "no box, just 42"  # nothing shorter to send
 
 
 def test_answer_source_strips_think_only_when_asked() -> None:

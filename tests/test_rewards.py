@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rljudge_service.judged import think_format_error
+from rljudge.extract import think_format_error
 from rljudge_service.rewards import compute_reward
 
 

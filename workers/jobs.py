@@ -29,6 +29,7 @@ from redis import Redis
 from rq import get_current_job
 
 from rljudge import Limits
+from rljudge.extract import think_format_error
 from rljudge_sandbox import extract_program
 from rljudge_service import judged, keys
 from rljudge_service.results import Written, cached_judgement, results_of, stat_fields
@@ -227,7 +228,7 @@ class ChunkJudge:
         kind = item["kind"]
         text = item.get("response")
         if item.get("require_think") and text is not None:
-            reason = judged.think_format_error(text)
+            reason = think_format_error(text)
             if reason is not None:
                 return {"verdict": "format_error", "format_error": reason, "detail": reason}, None
         if kind == "math":

@@ -1,6 +1,6 @@
 """Math judging with HuggingFace math-verify: pure functions, no Redis.
 
-``rljudge_service.judged.answer_source`` decides what text of a response is judged (cheap, run
+``rljudge.extract.answer_source`` decides what text of a response is judged (cheap, run
 where the item is prepared); ``verify_answer`` runs math-verify on it (expensive, run in a Pebble
 process with a hard kill, because math-verify's own signal-based timeouts fail silently off the
 main thread and some inputs, such as power towers, never finish).

@@ -18,6 +18,7 @@ import pydantic_core
 
 from ._exceptions import JudgeRequestError, JudgeUnavailableError
 from ._models import BatchAccepted, BatchResult, CodeItem, ItemResult, MathItem, ProblemRegistered, ProblemSuite
+from .extract import trimmed_response
 
 log = logging.getLogger("rljudge")
 
@@ -58,6 +59,11 @@ class JudgeClient:
     jitter, honouring ``Retry-After``; every retry reuses the batch's ``Idempotency-Key``, so a
     batch is never judged twice. When retries run out the items come back ``infra_failed`` (or the
     call raises, with ``on_failure="raise"``): a transport failure never becomes a reward of 0.
+
+    With ``trim_math_responses`` (the default) a math item's response is sent as only the text the
+    server judges (``rljudge.extract.trimmed_response``: usually ``\\boxed{answer}``, a few bytes of
+    a rollout's kilobytes), so verdicts, rewards and the verdict cache are the same; items with
+    ``require_think`` go whole, since their format check reads the reasoning.
     """
 
     def __init__(
@@ -72,6 +78,7 @@ class JudgeClient:
         max_backoff_s: float = 10.0,
         connect_timeout_s: float = 10.0,
         on_failure: Literal["infra_failed", "raise"] = "infra_failed",
+        trim_math_responses: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -88,6 +95,7 @@ class JudgeClient:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.on_failure = on_failure
+        self.trim_math_responses = trim_math_responses
         self._semaphore = asyncio.Semaphore(max_concurrency)
 
     async def __aenter__(self) -> JudgeClient:
@@ -121,12 +129,16 @@ class JudgeClient:
         )
         return [result for part in answers for result in part]
 
-    @staticmethod
-    def _prepare(item: ItemLike, index: int) -> dict[str, Any]:
+    def _prepare(self, item: ItemLike, index: int) -> dict[str, Any]:
         """Models are serialised; plain dicts go as they are (the server validates each item and
-        answers a malformed one with a ``rejected`` result naming the field)."""
+        answers a malformed one with a ``rejected`` result naming the field), math responses
+        trimmed to what is judged (see the class)."""
         data = dict(item) if isinstance(item, Mapping) else item.model_dump(mode="json", exclude_none=True)
         data.setdefault("id", str(index))
+        if self.trim_math_responses and data.get("kind") == "math" and not data.get("require_think"):
+            response, strip_think = data.get("response"), data.get("strip_think", True)
+            if isinstance(response, str) and isinstance(strip_think, bool):
+                data["response"] = trimmed_response(response, strip_think)
         return data
 
     async def _judge_slice(

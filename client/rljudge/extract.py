@@ -1,0 +1,93 @@
+"""The text of a math response that is judged: pure functions (standard library only) shared by
+the server, which judges exactly this text and keys its verdict cache by it, and the client, which
+sends only this text instead of the whole response (``JudgeClient(trim_math_responses=True)``).
+
+The text after the last ``</think>`` when ``strip_think`` is set; within it, ``\\boxed{...}``
+holding the content of the last ``\\boxed{...}`` (or ``\\fbox{...}``) with balanced braces
+when there is one, else the whole text (its last ``MAX_JUDGED_CHARS`` characters), which
+math-verify's LaTeX and plain-expression extraction then searches. So two rollouts with the same
+final boxed answer share one verification.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "MAX_JUDGED_CHARS",
+    "THINK_CLOSE",
+    "THINK_OPEN",
+    "after_think",
+    "answer_source",
+    "last_boxed",
+    "think_format_error",
+    "trimmed_response",
+]
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+_BOXED_MARKERS = ("\\boxed", "\\fbox")
+#: Longest text handed to math-verify; longer answers are judged on their tail.
+MAX_JUDGED_CHARS = 20_000
+
+
+def think_format_error(response: str) -> str | None:
+    """Why the response's reasoning block is malformed, or None when it has a closing ``</think>``."""
+    if THINK_CLOSE in response:
+        return None
+    if THINK_OPEN in response:
+        return "missing </think>"
+    return "missing <think>"
+
+
+def after_think(response: str) -> str:
+    """The text after the last ``</think>``, or the whole response when there is none."""
+    _head, sep, tail = response.rpartition(THINK_CLOSE)
+    return tail if sep else response
+
+
+def last_boxed(text: str) -> str | None:
+    """The content of the last ``\\boxed{...}``/``\\fbox{...}`` with balanced braces, or None."""
+    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    while start != -1:
+        brace = text.find("{", start)
+        if brace != -1 and text[start:brace].strip() in _BOXED_MARKERS:
+            end = _closing_brace(text, brace)
+            if end != -1:
+                return text[brace + 1 : end]
+        # unbalanced or not followed by a brace: try the previous marker
+        start = max(text.rfind("\\boxed", 0, start), text.rfind("\\fbox", 0, start))
+    return None
+
+
+def _closing_brace(text: str, brace: int) -> int:
+    """The position of the ``}`` that closes the ``{`` at ``brace``, or -1. Jumps from one closing
+    brace to the next, counting the opening ones between them in C (``str.count``): a
+    character-by-character loop in Python cost more than the rest of ``math_input`` together."""
+    depth, pos = 1, brace + 1
+    while True:
+        close = text.find("}", pos)
+        if close == -1:
+            return -1
+        depth += text.count("{", pos, close) - 1
+        if depth == 0:
+            return close
+        pos = close + 1
+
+
+def answer_source(response: str, strip_think: bool) -> str:
+    """The text of ``response`` that math-verify will judge (see the module docstring)."""
+    text = after_think(response) if strip_think else response
+    boxed = last_boxed(text)
+    if boxed is not None:
+        return "\\boxed{" + boxed.strip() + "}"
+    return text[-MAX_JUDGED_CHARS:]
+
+
+def trimmed_response(response: str, strip_think: bool) -> str:
+    """What a client can send instead of ``response`` with the same verdict: ``answer_source``'s
+    text when the server, applying ``answer_source`` to it again, gets that same text back (always,
+    for the shapes answers take), else ``response`` itself."""
+    source = answer_source(response, strip_think)
+    if len(source) < len(response) and answer_source(source, strip_think) == source:
+        return source
+    return response
