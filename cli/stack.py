@@ -51,7 +51,7 @@ class Stack:
         """Start every part and return once the gateway reports ready (raise if it does not)."""
         try:
             if self.redis_url is None:
-                self.redis_url = self._start_redis()
+                self.redis_url = self.start_redis()
             env = {**os.environ, **self.env, "RLJUDGE_REDIS_URL": self.redis_url}
             cli = [sys.executable, "-m", "rljudge_cli.main"]
             self._spawn("gateway", [*cli, "gateway", "--host", self.host, "--port", str(self.port)], env)
@@ -61,7 +61,9 @@ class Stack:
             self.stop()
             raise
 
-    def _start_redis(self) -> str:
+    def start_redis(self) -> str:
+        """Start a private redis-server on a free loopback port (no persistence) and return its URL
+        once it answers; ``stop`` stops it. ``start`` calls it when no ``redis_url`` is given."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server not found: install it (apt-get install redis-server) or pass --redis-url")

@@ -12,16 +12,13 @@ chunk. Writes loadtests/results/bench_writes.{json,md}.
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 
 import orjson
 from redis import Redis
 
-from rljudge_cli.stack import free_port
+from rljudge_cli.stack import Stack
 from rljudge_service import keys
 from rljudge_workers.jobs import HSETNX_MANY
 
@@ -53,67 +50,49 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=300)
     parser.add_argument("--results", type=int, default=256, help="results per chunk")
     args = parser.parse_args()
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server not found")
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        server = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", tmp],
-            stdout=subprocess.DEVNULL,
-        )
-        try:
-            redis = Redis(port=port)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    redis.ping()
-                    break
-                except Exception:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)
-            fields = [str(i) for i in range(args.results)]
+    stack = Stack()  # Redis alone
+    try:
+        redis = Redis.from_url(stack.start_redis())
+        fields = [str(i) for i in range(args.results)]
 
-            stat = keys.stat_items("math", "scored", "correct")
+        stat = keys.stat_items("math", "scored", "correct")
 
-            def pipelined(key: str) -> list[int]:
-                pipe = redis.pipeline(transaction=False)
-                for field in fields:
-                    pipe.hsetnx(key, field, PAYLOAD)
-                written = pipe.execute()
-                if any(written):
-                    redis.hincrby(keys.STATS, stat, sum(written))
-                return written
+        def pipelined(key: str) -> list[int]:
+            pipe = redis.pipeline(transaction=False)
+            for field in fields:
+                pipe.hsetnx(key, field, PAYLOAD)
+            written = pipe.execute()
+            if any(written):
+                redis.hincrby(keys.STATS, stat, sum(written))
+            return written
 
-            def one_call(key: str) -> list[int]:
-                args = (part for field in fields for part in (field, PAYLOAD))
-                return redis.eval(HSETNX_MANY, 2, key, keys.STATS, stat, len(fields), *args)
+        def one_call(key: str) -> list[int]:
+            args = (part for field in fields for part in (field, PAYLOAD))
+            return redis.eval(HSETNX_MANY, 2, key, keys.STATS, stat, len(fields), *args)
 
-            ways: dict[str, Callable[[str], list[int]]] = {
-                "pipelined HSETNX per result + counters": pipelined,
-                "HSETNX_MANY (one call, counters included)": one_call,
-            }
-            totals = {name: {"writer_cpu_s": 0.0, "redis_cpu_s": 0.0, "wall_s": 0.0} for name in ways}
-            for chunk in range(args.chunks + 10):
-                for name, write in ways.items():
-                    key = f"bench:{name}:{chunk}"
-                    cpu0, redis0, wall0 = time.process_time(), redis_cpu_s(redis), time.perf_counter()
-                    written = write(key)
-                    wall, cpu, on_redis = (
-                        time.perf_counter() - wall0,
-                        time.process_time() - cpu0,
-                        redis_cpu_s(redis) - redis0,
-                    )
-                    assert sum(written) == args.results and write(key) == [0] * args.results  # HSETNX semantics
-                    redis.delete(key)
-                    if chunk >= 10:  # warm-up excluded
-                        totals[name]["writer_cpu_s"] += cpu
-                        totals[name]["redis_cpu_s"] += on_redis
-                        totals[name]["wall_s"] += wall
-        finally:
-            server.kill()
-            server.wait()
+        ways: dict[str, Callable[[str], list[int]]] = {
+            "pipelined HSETNX per result + counters": pipelined,
+            "HSETNX_MANY (one call, counters included)": one_call,
+        }
+        totals = {name: {"writer_cpu_s": 0.0, "redis_cpu_s": 0.0, "wall_s": 0.0} for name in ways}
+        for chunk in range(args.chunks + 10):
+            for name, write in ways.items():
+                key = f"bench:{name}:{chunk}"
+                cpu0, redis0, wall0 = time.process_time(), redis_cpu_s(redis), time.perf_counter()
+                written = write(key)
+                wall, cpu, on_redis = (
+                    time.perf_counter() - wall0,
+                    time.process_time() - cpu0,
+                    redis_cpu_s(redis) - redis0,
+                )
+                assert sum(written) == args.results and write(key) == [0] * args.results  # HSETNX semantics
+                redis.delete(key)
+                if chunk >= 10:  # warm-up excluded
+                    totals[name]["writer_cpu_s"] += cpu
+                    totals[name]["redis_cpu_s"] += on_redis
+                    totals[name]["wall_s"] += wall
+    finally:
+        stack.stop()
     per = args.chunks * args.results
     rows = [
         {

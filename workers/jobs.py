@@ -5,9 +5,9 @@ A chunk is ``{"batch_id", "deadline", "reward_scheme", "items": [{"index", "id",
 job's argument then refers to it). An entry's ``copies`` (``[[index, id], ...]``) are the batch's
 other items that the gateway found to have the same judged input: each gets the entry's verdict as
 its own result.
-For every item the job writes exactly one result with ``HSETNX`` semantics (the first final result wins, so
-a chunk re-run after a worker died, or a deadline the gateway already enforced, never produces a
-second one) and announces it on the batch's pub/sub channel.
+For every item the job writes exactly one result with ``HSETNX`` semantics (the first final result
+wins, so a chunk re-run after a worker died, or a deadline the gateway already enforced, never
+produces a second one) and announces it on the batch's pub/sub channel.
 
 Order of work: items that already have a result are skipped (re-runs); items past the deadline are
 ``unscored``; format errors and missing programs are decided without a judge; the verdict cache is
@@ -383,7 +383,7 @@ class ChunkJudge:
             pending = [result for group in groups.values() for result in group]  # in ARGV's order
             args: list[str | bytes | int] = []
             for stats, group in groups.items():
-                args += [stats, len(group), *(part for result in group for part in result[:2])]
+                args += [stats, len(group), *(part for result in group for part in (result.field, result.payload))]
             pipe.eval(HSETNX_MANY, 2, results, keys.STATS, *args)
             pipe.expire(results, self.results_ttl)
             pipe.publish(keys.batch_events(self.batch_id), b"1")
