@@ -29,8 +29,11 @@ class Settings(BaseSettings):
     #: Items per queued job (math items cost ~1 ms, code items a few ms to seconds each; a job costs
     #: a few ms of queue bookkeeping). A batch is cut into about 4 chunks per worker registered on
     #: the kind's queue, of these sizes, as many as a multiple of the worker count, evenly (see
-    #: ``batches.split``): a large batch keeps the fleet busy with few jobs.
-    math_chunk_items: int = 16
+    #: ``batches.split``): a large batch keeps the fleet busy with few jobs. With at least 32 math
+    #: items a chunk, a GRPO step of 1,024 rollouts (~70 distinct answers) is 2 chunks on 2 workers,
+    #: not 4: each worker pays the job bookkeeping and the results' write once, and the step took 5%
+    #: less time on average (16 vs 32 side by side, 60 steps each).
+    math_chunk_items: int = 32
     code_chunk_items: int = 2
     math_chunk_max_items: int = 64
     code_chunk_max_items: int = 8

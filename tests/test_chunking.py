@@ -20,6 +20,9 @@ from rljudge_service.settings import Settings
 def test_chunks_fill_every_worker_evenly() -> None:
     assert split(72, 2, 16, 64) == [18] * 4  # 5 chunks of 16 would leave one worker a third alone
     assert split(1024, 2, 16, 64) == [64] * 16
+    defaults = Settings()
+    # a GRPO step's ~70 distinct answers: a chunk for each of 2 workers
+    assert split(72, 2, defaults.math_chunk_items, defaults.math_chunk_max_items) == [36] * 2
     assert split(1024, 32, 16, 64) == [16] * 64  # a fleet: every worker gets chunks, not just 16 of them
     assert split(64, 2, 16, 64) == [16] * 4
     assert split(20, 2, 16, 64) == [10, 10]  # fewer items than a chunk each worker: halves
@@ -58,7 +61,7 @@ async def test_the_gateway_cuts_batches_for_the_registered_fleet(redis_url: str)
     none registered yet, it is cut as for two."""
     url = redis_url.rsplit("/", 1)[0] + "/15"
     redis, sync = AsyncRedis.from_url(url), SyncRedis.from_url(url)
-    service = BatchService(redis, sync, Notifier(redis), Settings(redis_url=url))
+    service = BatchService(redis, sync, Notifier(redis), Settings(redis_url=url, math_chunk_items=16))
     queue = Queue(keys.QUEUE_MATH, connection=sync, serializer=JSONSerializer)
     raw = [{"kind": "math", "response": f"\\boxed{{{k}}}", "gold": str(k)} for k in range(256)]
     try:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rljudge.extract import answer_source, last_boxed, trimmed_response
-from rljudge_service.judged import MATH_GRADER, gold_source, math_input
+from rljudge_service.judged import MATH_GRADER, MEMO_CHARS, _short_math_input, gold_source, math_input
 from rljudge_workers.math_judge import WARM_UP, verify_answer, verify_many
 
 from .conftest import DATA
@@ -67,6 +67,16 @@ def test_a_trimmed_response_is_judged_as_the_whole_one(parts: list[str], strip_t
     trimmed = trimmed_response(response, strip_think)
     assert len(trimmed) <= len(response)
     assert math_input({**item, "response": trimmed}) == math_input(item)
+
+
+def test_a_short_item_is_keyed_once_and_like_a_long_one() -> None:
+    item = {"response": r"so \boxed{\frac{1}{2}}", "gold": r"\frac{2}{4} (memo test)", "strip_think": True}
+    long_item = {**item, "response": "x" * MEMO_CHARS + item["response"]}  # the same answer, not memoised
+    before = _short_math_input.cache_info()
+    assert math_input(item) == math_input(dict(item)) == math_input(long_item)
+    after = _short_math_input.cache_info()
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+    assert math_input({**item, "gold": "0.5"})[0] != math_input(item)[0]  # what is judged is in the key
 
 
 def test_a_long_rollout_is_trimmed_to_its_boxed_answer() -> None:
