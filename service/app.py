@@ -19,6 +19,7 @@ from .api import batches as batches_api
 from .api import compat, health, problems
 from .auth import KeyRing
 from .batches import BatchService
+from .gc_freeze import freeze_startup_objects
 from .middleware import BodyLimitMiddleware, MetricsMiddleware
 from .notifier import Notifier
 from .settings import Settings, get_settings
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sync_redis = SyncRedis.from_url(settings.redis_url, max_connections=64)
         notifier = Notifier(redis)
         await notifier.start()
+        freeze_startup_objects()
         app.state.redis = redis
         app.state.sync_redis = sync_redis
         app.state.batches = BatchService(redis, sync_redis, notifier, settings)

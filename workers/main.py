@@ -23,6 +23,7 @@ from rq.worker import WorkerStatus
 from rq.worker_pool import WorkerPool
 
 from rljudge_service import keys
+from rljudge_service.gc_freeze import freeze_startup_objects
 
 from . import jobs, math_judge, pools, reaper
 from .lease import Lease
@@ -126,9 +127,11 @@ class JudgeWorkerPool(WorkerPool):
 
 
 def preload() -> None:
-    """Everything a worker needs, imported (and math-verify warmed up) before forking."""
+    """Everything a worker needs, imported (and math-verify warmed up) before forking; then frozen
+    out of the garbage collector's sight (``gc_freeze.freeze_startup_objects``)."""
     math_judge.warm_up()
     assert jobs.judge_chunk  # the job module and its imports
+    freeze_startup_objects()
 
 
 def run(
