@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from rljudge import JudgeClient
+
 from . import bench
 from .common import RESULTS, ROOT, machine, running_stack
 
@@ -37,6 +39,21 @@ def extract(ref: str, into: Path) -> Path:
     for package, folder in PACKAGES.items():
         (paths / package).symlink_to(tree / folder)
     return paths
+
+
+async def grpo_steps(url: str, redis_url: str, steps: int) -> list[float]:
+    """Seconds of each of ``steps`` GRPO steps (new prompts each, an empty verdict cache), one
+    client kept across them as a trainer keeps it: pauses that come every few steps show here."""
+    seconds = []
+    async with JudgeClient(url, batch_size=10_000, max_concurrency=1) as client:
+        await client.judge(bench.math_items(64, offset=400), deadline_s=3600)
+        for r in range(steps):
+            batch = bench.grpo_items(64, salt=r)
+            bench.flush_cache(redis_url)
+            with bench.Measure() as m:
+                await client.judge(batch, deadline_s=3600)
+            seconds.append(m.seconds)
+    return seconds
 
 
 def measure(env: dict[str, str]) -> dict[str, float]:
@@ -82,6 +99,9 @@ def measure(env: dict[str, str]) -> dict[str, float]:
         with bench.Measure() as m:  # the same prompts, a later epoch: the verdict cache as the step left it
             asyncio.run(bench.service_batches(stack.url, [bench.grpo_items(64, epoch=1)], m))
         out["GRPO 64x16 revisited items/s"] = 1024 / m.seconds
+        steps = asyncio.run(grpo_steps(stack.url, stack.redis_url or "", 12))
+        out["GRPO 12 steps: mean ms"] = statistics.fmean(steps) * 1000
+        out["GRPO 12 steps: slowest ms"] = max(steps) * 1000
     for key, value in out.items():
         print(f"    {key:34s} {value:9.2f}", flush=True)
     return out
