@@ -210,7 +210,9 @@ def _pool_verify(response: str, gold: str) -> str:
 def _pool_init() -> None:
     from rljudge_workers import math_judge
 
-    math_judge.warm_up()  # as warm as rljudge's judge processes start
+    # as warm as rljudge's judge processes start, but math-verify as it comes (no number memo):
+    # the pool a user would run instead
+    math_judge.warm_up(memoise_numbers=False)
 
 
 @contextlib.contextmanager
@@ -380,9 +382,17 @@ def grpo_items(prompts: int, rollouts: int = 16, salt: int = 0, epoch: int = 0) 
     return items
 
 
+def turns(round_number: int, sides: int) -> list[int]:
+    """The order in which ``sides`` configurations take their turn in round ``round_number``: rotated
+    every round, so that none always runs right after the same one (the heaviest leaves work behind
+    for a few ms: RQ's bookkeeping after a job, expiring keys, garbage)."""
+    return [(round_number + k) % sides for k in range(sides)]
+
+
 def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
-    """The three configurations run side by side and take turns, step after step (noise on this
-    shared machine hits all three alike); one client per configuration, as a trainer keeps one.
+    """The three configurations run side by side and take turns, step after step, in an order that
+    rotates (``turns``; noise on this shared machine hits all three alike); one client per
+    configuration, as a trainer keeps one.
 
     First, the steps: each a new batch of new prompts, starting with an empty verdict cache. Then,
     apart, the same steps revisited (a later epoch: new rollout texts, the same sampled answers),
@@ -416,13 +426,13 @@ def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
                 await client.judge(math_items(64, offset=400), deadline_s=3600)
             for r in range(rounds):
                 batch = grpo_items(prompts, salt=r)
-                for i, stack in enumerate(stacks):
-                    flush_cache(stack.redis_url or "")
+                for i in turns(r, len(stacks)):
+                    flush_cache(stacks[i].redis_url or "")
                     results[i] += await step(i, batch, measures[i])
             for r in range(rounds):
                 first, later = grpo_items(prompts, salt=r), grpo_items(prompts, salt=r, epoch=1)
-                for i, stack in enumerate(stacks):
-                    flush_cache(stack.redis_url or "")
+                for i in turns(r, len(stacks)):
+                    flush_cache(stacks[i].redis_url or "")
                     await step(i, first, None)
                     await step(i, later, revisits[i])
         finally:

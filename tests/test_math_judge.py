@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+import sympy
 from hypothesis import given
 from hypothesis import strategies as st
+from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
+from math_verify.parser import parse_latex_cached
 
 from rljudge.extract import answer_source, last_boxed, trimmed_response
 from rljudge_service.judged import MATH_GRADER, MEMO_CHARS, _short_math_input, gold_source, math_input
+from rljudge_workers import math_judge
 from rljudge_workers.math_judge import WARM_UP, verify_answer, verify_many
 
 from .conftest import DATA
@@ -150,3 +156,66 @@ def test_the_warm_up_pairs_exercise_both_verdicts_without_errors() -> None:
     assert not [o for o in outcomes if "error" in o]
     verdicts = {o["verdict"] for o in outcomes}
     assert {"correct", "wrong_answer"} <= verdicts
+
+
+@pytest.fixture
+def number_memo() -> Iterator[dict[tuple[str, bool], Any]]:
+    """The number memo installed afresh (empty), and latex2sympy's own method put back afterwards."""
+    math_judge.memoise_number_parsing(False)
+    assert math_judge.memoise_number_parsing(True)
+    yield _Latex2Sympy.parse_number.memo
+    math_judge.memoise_number_parsing(False)
+
+
+NUMBER_TOKENS = ["0", "7", "007", "1,000", "3.14159", "0.50", "2.", ".5", "1e5", "2.5E-3", "12345678901234567890"]
+
+
+def test_the_number_memo_returns_what_latex2sympy_builds(number_memo: dict[tuple[str, bool], Any]) -> None:
+    original = _Latex2Sympy.parse_number.original
+    for text in NUMBER_TOKENS:
+        expected = original(None, text)
+        for _ in range(2):  # built, then remembered
+            number = _Latex2Sympy.parse_number(None, text)
+            assert (type(number), number) == (type(expected), expected), text
+            assert getattr(number, "_prec", None) == getattr(expected, "_prec", None), text  # a Float's precision
+        assert number is number_memo[text, True]
+    assert {text for text, _evaluate in number_memo} == set(NUMBER_TOKENS)
+    with sympy.evaluate(False):  # sympy's switch is part of the key
+        assert _Latex2Sympy.parse_number(None, "42") == 42
+    assert ("42", False) in number_memo
+    long_token = "1" * (math_judge.NUMBER_MEMO_CHARS + 1)
+    assert _Latex2Sympy.parse_number(None, long_token) == int(long_token)
+    assert (long_token, True) not in number_memo  # long tokens are not kept
+
+
+@pytest.mark.usefixtures("number_memo")
+def test_the_number_memo_changes_no_verdict() -> None:
+    """The labelled rollouts and the warm-up pairs, judged with latex2sympy's own number parsing and
+    then with the memo (math-verify's own parse cache emptied before each pass): the same verdicts."""
+    rows = [json.loads(line) for line in (DATA / "math" / "qwen25math_labelled_subset.jsonl").open()]
+    pairs = [(answer_source(resp, True), gold_source(row["gt"])) for row in rows for resp in row["responses"]]
+    pairs += [(f"\\boxed{{{answer}}}", f"\\boxed{{{gold}}}") for answer, gold in WARM_UP]
+
+    def verdicts() -> list[str]:
+        parse_latex_cached.cache_clear()
+        return [judgement.get("verdict", judgement.get("error", "")) for judgement, _ms in verify_many(pairs)]
+
+    math_judge.memoise_number_parsing(False)
+    as_it_comes = verdicts()
+    math_judge.memoise_number_parsing(True)
+    number_memo = _Latex2Sympy.parse_number.memo
+    memoised = verdicts()
+    assert memoised == as_it_comes
+    assert len(number_memo) >= 20  # the pass went through the memo
+    assert {"correct", "wrong_answer"} <= set(memoised)
+
+
+def test_judge_processes_start_with_the_number_memo() -> None:
+    """What the worker runs before forking (``rljudge_workers.main.preload``) installs it."""
+    math_judge.memoise_number_parsing(False)
+    try:
+        math_judge.preload()
+        assert hasattr(_Latex2Sympy.parse_number, "memo")
+    finally:
+        math_judge.memoise_number_parsing(False)
+    assert not hasattr(_Latex2Sympy.parse_number, "memo")

@@ -39,20 +39,70 @@ WARM_UP: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 
-def preload() -> None:
-    """Import math-verify (its logging quietened), so forked processes start with it loaded."""
+#: Number tokens remembered per judge process by ``memoise_number_parsing`` (each a few hundred
+#: bytes; only tokens up to ``NUMBER_MEMO_CHARS`` long are kept).
+NUMBER_MEMO_SIZE = 8192
+NUMBER_MEMO_CHARS = 40
+
+
+def memoise_number_parsing(enabled: bool = True) -> bool:
+    """Remember the sympy number that latex2sympy (math-verify's LaTeX parser) builds for each
+    number token, per process (``enabled=False`` puts latex2sympy's own method back). It builds
+    every one with ``sympy.Number(text)``, which runs the text through sympy's whole expression
+    parser (tokenizer, transformations, ``eval``): about a quarter of the CPU of judging a new
+    answer (``python -m loadtests.bench_numbers``), spent on the same few tokens ("1", "2", "10",
+    "0.5") over and over. The number depends on the text alone (and on sympy's ``evaluate``
+    switch, part of the key); sympy numbers are immutable, so sharing one is what sympy's own cache
+    does. A token that raises is not remembered. Returns whether the memo is installed (False, with
+    a warning, when latex2sympy no longer has the method: judging is then as before)."""
+    from latex2sympy2_extended import latex2sympy2
+    from sympy.core.parameters import global_parameters
+
+    parser = getattr(latex2sympy2, "_Latex2Sympy", None)
+    current = getattr(parser, "parse_number", None)
+    if current is None:
+        log.warning("latex2sympy has no _Latex2Sympy.parse_number: number tokens are not memoised")
+        return False
+    original = getattr(current, "original", current)
+    if not enabled:
+        parser.parse_number = original  # type: ignore[union-attr]
+        return False
+    if current is not original:
+        return True
+    memo: dict[tuple[str, bool], Any] = {}
+
+    def parse_number(self: Any, text: str) -> Any:
+        key = (text, bool(global_parameters.evaluate))
+        number = memo.get(key)
+        if number is None:
+            number = original(self, text)
+            if len(text) <= NUMBER_MEMO_CHARS and len(memo) < NUMBER_MEMO_SIZE:
+                memo[key] = number
+        return number
+
+    parse_number.original = original  # type: ignore[attr-defined]
+    parse_number.memo = memo  # type: ignore[attr-defined]
+    parser.parse_number = parse_number  # type: ignore[union-attr]
+    return True
+
+
+def preload(memoise_numbers: bool = True) -> None:
+    """Import math-verify (its logging quietened; number tokens memoised unless not
+    ``memoise_numbers``), so forked processes start with it loaded."""
     # math-verify warns on every call that its own timeouts are disabled: we enforce our own.
     logging.getLogger("math_verify").setLevel(logging.ERROR)
+    memoise_number_parsing(memoise_numbers)
     verify_answer("\\boxed{1}", "\\boxed{\\frac{1}{2}}")
 
 
-def warm_up() -> None:
+def warm_up(memoise_numbers: bool = True) -> None:
     """Judge ``WARM_UP`` once (a second or two). math-verify imports
     parts of sympy and builds its LaTeX parser's prediction tables lazily, on first use, so a fresh
     process judges its first answers about twice as slowly as a warm one. The worker warms up before
     forking: every worker, and every Pebble process that replaces one killed at a time limit,
-    starts warm (the benchmark's "fresh judge process" rows measure it)."""
-    preload()
+    starts warm (the benchmark's "fresh judge process" rows measure it). ``memoise_numbers``: see
+    ``preload``."""
+    preload(memoise_numbers)
     verify_many([("\\boxed{" + answer + "}", "\\boxed{" + gold + "}") for answer, gold in WARM_UP])
 
 
