@@ -47,7 +47,9 @@ def after_think(response: str) -> str:
 
 def last_boxed(text: str) -> str | None:
     """The content of the last ``\\boxed{...}``/``\\fbox{...}`` with balanced braces, or None."""
-    start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
+    boxed = text.rfind("\\boxed")
+    # only an \fbox after the last \boxed can be the last marker: no scan of the whole text for one
+    start = max(boxed, text.rfind("\\fbox", boxed + 1))
     while start != -1:
         brace = text.find("{", start)
         if brace != -1 and text[start:brace].strip() in _BOXED_MARKERS:
