@@ -1,0 +1,105 @@
+"""Two settings of the same code side by side: GRPO steps (or math batches) on two stacks at once.
+
+    python -m loadtests.bench_settings --a RLJUDGE_MATH_CHUNK_ITEMS=16 --b RLJUDGE_MATH_CHUNK_ITEMS=32
+        [--steps 60] [--workload grpo|math64|math1024]
+
+Each side is a stack of 2 workers started with its environment variables; the sides take turns step
+by step on the same batches (noise on this shared machine hits both alike), each with one client
+kept across its steps, as a trainer keeps it. GRPO steps are new prompts each, with an empty verdict
+cache. Reports each side's mean, median and slowest step and the ratio of the means. Writes
+loadtests/results/bench_settings.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+from typing import Any
+
+from rljudge import JudgeClient
+
+from . import bench
+from .common import running_stack, write_report
+
+
+def batch(workload: str, step: int) -> list[Any]:
+    if workload == "grpo":
+        return bench.grpo_items(64, salt=step)
+    return bench.math_items(int(workload.removeprefix("math")), offset=step * 97)
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep:
+            raise SystemExit(f"expected NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
+async def run(stacks: list[Any], workload: str, steps: int) -> list[list[float]]:
+    seconds: list[list[float]] = [[] for _ in stacks]
+    clients = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
+    try:
+        for client in clients:  # warm up: connections, pools
+            await client.judge(bench.math_items(64, offset=400), deadline_s=3600)
+        for step in range(steps):
+            items = batch(workload, step)
+            for side, (client, stack) in enumerate(zip(clients, stacks, strict=True)):
+                bench.flush_cache(stack.redis_url or "")
+                with bench.Measure() as m:
+                    results = await client.judge(items, deadline_s=3600)
+                assert all(r.status == "scored" for r in results), {r.status for r in results}
+                seconds[side].append(m.seconds)
+    finally:
+        for client in clients:
+            await client.aclose()
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--a", nargs="*", default=[], metavar="NAME=VALUE", help="side A's environment")
+    parser.add_argument("--b", nargs="*", default=[], metavar="NAME=VALUE", help="side B's environment")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--workload", default="grpo", choices=["grpo", "math64", "math1024"])
+    args = parser.parse_args()
+    sides = {"A": parse_env(args.a), "B": parse_env(args.b)}
+    with contextlib.ExitStack() as stack:
+        stacks = [stack.enter_context(running_stack(workers=bench.WORKERS, **env)) for env in sides.values()]
+        seconds = asyncio.run(run(stacks, args.workload, args.steps))
+    summary = {
+        name: {
+            "env": env,
+            "mean_ms": statistics.fmean(s) * 1000,
+            "median_ms": statistics.median(s) * 1000,
+            "slowest_ms": max(s) * 1000,
+            "steps_ms": [round(x * 1000, 2) for x in s],
+        }
+        for (name, env), s in zip(sides.items(), seconds, strict=True)
+    }
+    ratio = summary["B"]["mean_ms"] / summary["A"]["mean_ms"]
+    table = [
+        [
+            name,
+            " ".join(f"{k}={v}" for k, v in row["env"].items()) or "(defaults)",
+            f"{row['mean_ms']:.1f}",
+            f"{row['median_ms']:.1f}",
+            f"{row['slowest_ms']:.1f}",
+        ]
+        for name, row in summary.items()
+    ]
+    table.append(["B / A", "mean", f"{ratio:.3f}", "", ""])
+    write_report(
+        "bench_settings",
+        {"workload": args.workload, "steps": args.steps, "workers": bench.WORKERS, "sides": summary, "b_over_a": ratio},
+        table,
+        ["side", "environment", f"mean ms a {args.workload} step", "median ms", "slowest ms"],
+    )
+
+
+if __name__ == "__main__":
+    main()
