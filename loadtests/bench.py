@@ -507,29 +507,43 @@ def concurrent_verify_ratio(items: list[dict[str, Any]], repeats: int) -> float:
     return sorted(ratios)[len(ratios) // 2]
 
 
+def _step_pairs(items: list[dict[str, Any]], distinct_only: bool) -> list[tuple[str, str]]:
+    from rljudge_service import judged
+
+    pairs = [judged.math_input(item)[1:] for item in items]
+    return list(dict.fromkeys(pairs)) if distinct_only else pairs
+
+
 def _verify_cpu_s(items: list[dict[str, Any]], distinct_only: bool, warm: bool = True) -> float:
     """CPU seconds math-verify takes, in a fresh process (warmed up as rljudge's are, unless not
     ``warm``), to judge ``items`` (or only their distinct judged inputs)."""
+    return verify_in_fresh_process(_step_pairs(items, distinct_only), warm=warm)[0]
 
-    def work(queue: Any) -> None:
-        from rljudge_service import judged
-        from rljudge_workers import math_judge
 
-        math_judge.warm_up() if warm else math_judge.preload()
-        pairs = [judged.math_input(item)[1:] for item in items]
-        if distinct_only:
-            pairs = list(dict.fromkeys(pairs))
-        started = time.process_time()
-        math_judge.verify_many(pairs)
-        queue.put(time.process_time() - started)
+def _verify_in_process(queue: Any, pairs: list[tuple[str, str]], warm: bool, memoise: bool) -> None:
+    from rljudge_workers import math_judge
 
+    if warm:
+        math_judge.warm_up(memoise_numbers=memoise)
+    else:
+        math_judge.preload(memoise_numbers=memoise)
+    started = time.process_time()
+    outcomes = math_judge.verify_many(pairs)
+    queue.put((time.process_time() - started, [o.get("verdict", o.get("error")) for o, _ms in outcomes]))
+
+
+def verify_in_fresh_process(
+    pairs: list[tuple[str, str]], warm: bool = True, memoise: bool = True
+) -> tuple[float, list[str]]:
+    """CPU seconds and verdicts of math-verify judging ``pairs`` in a freshly forked process,
+    warmed up as rljudge's workers are (unless not ``warm``), with the number memo or without it."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    process = context.Process(target=work, args=(queue,))
+    process = context.Process(target=_verify_in_process, args=(queue, pairs, warm, memoise))
     process.start()
-    seconds = float(queue.get())
+    seconds, verdicts = queue.get()
     process.join()
-    return seconds
+    return float(seconds), verdicts
 
 
 # ---------------------------------------------------------------------------------------------- code

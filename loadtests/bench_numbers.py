@@ -13,32 +13,10 @@ verdict on those steps. Writes loadtests/results/bench_numbers.{json,md}.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import statistics
-import time
-from typing import Any
 
 from . import bench
 from .common import write_report
-
-
-def _judge(queue: Any, pairs: list[tuple[str, str]], memoise: bool) -> None:
-    from rljudge_workers import math_judge
-
-    math_judge.warm_up(memoise_numbers=memoise)
-    started = time.process_time()
-    outcomes = math_judge.verify_many(pairs)
-    queue.put((time.process_time() - started, [o.get("verdict", o.get("error")) for o, _ms in outcomes]))
-
-
-def judge_in_fresh_process(pairs: list[tuple[str, str]], memoise: bool) -> tuple[float, list[str]]:
-    context = multiprocessing.get_context("fork")
-    queue = context.Queue()
-    process = context.Process(target=_judge, args=(queue, pairs, memoise))
-    process.start()
-    seconds, verdicts = queue.get()
-    process.join()
-    return float(seconds), verdicts
 
 
 def main() -> None:
@@ -56,7 +34,7 @@ def main() -> None:
     verdicts: dict[tuple[str, bool], list[str]] = {}
     for _ in range(args.rounds):
         for (name, memoise), samples in seconds.items():
-            cpu, verdicts[name, memoise] = judge_in_fresh_process(workloads[name], memoise)
+            cpu, verdicts[name, memoise] = bench.verify_in_fresh_process(workloads[name], memoise=memoise)
             samples.append(cpu)
     for name in workloads:
         assert verdicts[name, True] == verdicts[name, False], f"the memo changed verdicts ({name})"
