@@ -63,13 +63,23 @@ def results_of(
     if not copies:
         payload = result.model_dump_json(exclude_none=True).encode()
         return [Written(str(entry["index"]), payload, kind, status, verdict, cached)]
-    # the validated result once as a dict, each copy re-encoded with its own id
+    # the validated result once as a dict; the copies differ from one another only in their id and
+    # index, the first two fields: the rest is encoded once and each copy is its id, index and that
     fields = result.model_dump(mode="json", exclude_none=True)
     out = [Written(str(entry["index"]), orjson.dumps(fields), kind, status, verdict, cached)]
+    rest = {k: v for k, v in fields.items() if k not in COPY_HEAD} | {"cached": True, "elapsed_ms": 0.0}
+    tail = b"," + orjson.dumps(rest)[1:]
     for index, item_id in copies:
-        copy = {**fields, "id": item_id, "index": index, "cached": True, "elapsed_ms": 0.0}
-        out.append(Written(str(index), orjson.dumps(copy), kind, status, verdict, True))
+        field = str(index)
+        payload = b'{"id":' + orjson.dumps(item_id) + b',"index":' + field.encode() + tail
+        out.append(Written(field, payload, kind, status, verdict, True))
     return out
+
+
+#: The fields that come first in every result (``ItemResult`` declares them first) and are a
+#: copy's own: ``results_of`` writes them before the fields its copies share.
+COPY_HEAD = ("id", "index")
+assert tuple(ItemResult.model_fields)[: len(COPY_HEAD)] == COPY_HEAD
 
 
 def cached_judgement(value: bytes | None) -> dict[str, Any] | None:

@@ -6,10 +6,14 @@ import uuid
 from typing import Any
 
 import orjson
+from hypothesis import given
+from hypothesis import strategies as st
 from redis import Redis
 
+from rljudge import ItemResult
 from rljudge_service import keys
 from rljudge_service.batches import group_identical_math, judged_key
+from rljudge_service.results import results_of
 from rljudge_workers import pools
 from rljudge_workers.jobs import ChunkJudge, load_chunk
 from rljudge_workers.settings import WorkerSettings
@@ -247,3 +251,35 @@ def test_a_revisited_prompt_is_answered_from_the_cache(judge_url: str) -> None:
     assert all(r.cached and r.elapsed_ms == 0 for r in again)
     assert metric_total(judge_url, "rljudge_cache_hits_total", kind="math") == hits + 4
     assert metric_total(judge_url, "rljudge_queue_wait_seconds_count", kind="math") == chunks  # no job queued
+
+
+@given(
+    ids=st.lists(st.text(max_size=12), min_size=1, max_size=5),
+    judgement=st.sampled_from(
+        [
+            {"verdict": "correct", "grader": "math-verify"},
+            {"verdict": "wrong_answer", "detail": 'said "5" \\ not 4', "grader": "math-verify"},
+            {"status": "infra_failed", "verdict": "judge_error", "detail": "judge process died"},
+            {
+                "verdict": "wrong_answer",
+                "passed": 1,
+                "total": 2,
+                "grader": "sandbox",
+                "tests": [{"status": "passed", "time_ms": 1.5}, {"status": "wrong_answer", "detail": "got 3"}],
+            },
+        ]
+    ),
+    scheme=st.sampled_from(["binary", "fraction", "klear"]),
+)
+def test_a_copys_result_is_the_result_of_its_own_item(ids: list[str], judgement: dict[str, Any], scheme: str) -> None:
+    """Copies' results are assembled from one encoding of the fields they share: each must read
+    exactly as its own ``ItemResult`` would, with its id and index, cached and 0 ms."""
+    first = {**entry(0, "\\boxed{4}"), "copies": [[i + 1, item_id] for i, item_id in enumerate(ids)]}
+    written = results_of(first, dict(judgement), scheme, elapsed_ms=12.5)
+    own = ItemResult.model_validate_json(written[0].payload)
+    assert (own.id, own.index, own.cached, own.elapsed_ms) == ("r0", 0, False, 12.5)
+    for (index, item_id), result in zip(first["copies"], written[1:], strict=True):
+        expected = own.model_copy(update={"id": item_id, "index": index, "cached": True, "elapsed_ms": 0.0})
+        assert result.field == str(index) and result.cached
+        assert orjson.loads(result.payload) == expected.model_dump(mode="json", exclude_none=True)
+        assert ItemResult.model_validate_json(result.payload) == expected
