@@ -44,10 +44,12 @@ CHUNKS_PER_WORKER = 4
 #: Workers assumed when none is registered (a fleet scaling up from nothing): chunks are cut for two,
 #: so the queue depth an autoscaler reads still says there is work for more than one.
 UNKNOWN_FLEET = 2
-#: A chunk up to this size travels inside its RQ job; a larger one is stored once and the job
-#: refers to it (``keys.chunk_payload``): a one-item batch saves the round trips, a batch of long
-#: rollouts is not repr'd, compressed and re-encoded by RQ.
-INLINE_CHUNK_BYTES = 16 * 1024
+#: A chunk up to this size travels inside its RQ job; a larger one is stored once (orjson) and the
+#: job refers to it (``keys.chunk_payload``): a one-item batch saves the worker a round trip, while
+#: a chunk of many items is not encoded again by RQ's JSON serializer and zlib (16 chunks of 64
+#: trimmed math items: 7.9 ms to queue inline, 3.1 ms stored, measured with the gateway's own
+#: ``_enqueue``), nor decoded so by the worker.
+INLINE_CHUNK_BYTES = 2 * 1024
 #: Batches of at most this many items read their results while waiting (see ``BatchService.wait``).
 READ_WHILE_WAITING = 64
 

@@ -15,6 +15,7 @@ from rljudge_service import keys
 from rljudge_service.batches import UNKNOWN_FLEET, BatchService, split
 from rljudge_service.notifier import Notifier
 from rljudge_service.settings import Settings
+from rljudge_workers.jobs import load_chunk
 
 
 def test_chunks_fill_every_worker_evenly() -> None:
@@ -71,7 +72,8 @@ async def test_the_gateway_cuts_batches_for_the_registered_fleet(redis_url: str)
             await service.submit(BatchRequest.model_validate({"items": raw}), raw, None)
             jobs = queue.get_jobs()
             assert len(jobs) == chunks
-            assert sorted(len(job.args[0]["items"]) for job in jobs) == [256 // chunks] * chunks
+            sizes = [len((load_chunk(sync, job.args[0]) or {})["items"]) for job in jobs]
+            assert sorted(sizes) == [256 // chunks] * chunks
             sync.flushdb()
     finally:
         sync.flushdb()

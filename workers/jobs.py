@@ -127,8 +127,9 @@ class ChunkJudge:
 
     def run(self, delete: list[str] | None = None) -> dict[str, int]:
         """Judge the chunk. Results are written in few round trips: buffered, and flushed after the
-        chunk's math batch, after each item judged on its own (code, or math when alone), and at the
-        end, together with deleting the keys ``delete`` (the stored chunk) when the chunk succeeded."""
+        chunk's math batch when more is left to judge, after each item judged on its own (code, or
+        math when alone), and at the end, together with deleting the keys ``delete`` (the stored
+        chunk) when the chunk succeeded: a chunk of math items is one round trip."""
         self._buffered = True
         try:
             counts = self._run()
@@ -174,7 +175,8 @@ class ChunkJudge:
                 for group, (judgement, elapsed_ms) in zip(math_groups, outcomes, strict=True):
                     self._finish_group(group, judgement, elapsed_ms)
                 groups = [g for g in groups if g[0][1]["kind"] != "math"]
-                self._flush()
+                if groups:  # more to judge: announce these now (else ``run`` sends them with the last)
+                    self._flush()
         code_groups = [g for g in groups if g[0][1]["kind"] == "code"]
         if len(code_groups) > 1 and self.settings.code_concurrency > 1:
             self._judge_code_concurrently(code_groups)
