@@ -89,7 +89,18 @@ def trimmed_response(response: str, strip_think: bool) -> str:
     """What a client can send instead of ``response`` with the same verdict: ``answer_source``'s
     text when the server, applying ``answer_source`` to it again, gets that same text back (always,
     for the shapes answers take), else ``response`` itself."""
-    source = answer_source(response, strip_think)
+    text = after_think(response) if strip_think else response
+    boxed = last_boxed(text)
+    if boxed is not None:
+        inner = boxed.strip()
+        source = "\\boxed{" + inner + "}"
+        # the usual case, decided without judging the source again: balanced braces (as
+        # ``last_boxed`` returns them) and no marker or </think> inside, so ``answer_source(source)``
+        # finds this same box
+        if THINK_CLOSE not in inner and all(marker not in inner for marker in _BOXED_MARKERS):
+            return source if len(source) < len(response) else response
+    else:
+        source = text[-MAX_JUDGED_CHARS:]
     if len(source) < len(response) and answer_source(source, strip_think) == source:
         return source
     return response
