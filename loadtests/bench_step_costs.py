@@ -1,0 +1,165 @@
+"""The fixed costs of one 1,024-rollout GRPO step outside judging, each measured against the way it
+was done before, taking turns in one run:
+
+    python -m loadtests.bench_step_costs [--repeats 40]
+
+- the client preparing the items (``JudgeClient._prepare``: each response trimmed to what is judged),
+  against ``trimmed_response`` judging its own answer again (the previous way);
+- the gateway queueing a 1,024-item batch without de-duplication (16 chunks of 64 math items, a
+  Redis of its own): chunks stored once and referred to by their job (``INLINE_CHUNK_BYTES``)
+  against chunks inside their RQ jobs (up to 16 KiB, the previous threshold);
+- building the 1,024 results of a GRPO step's ~70 judged inputs and their copies
+  (``results.results_of``) against encoding each copy from a dict (the previous way).
+
+Each is the median over ``repeats`` turns. Writes loadtests/results/bench_step_costs.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from redis import Redis
+from redis.asyncio import Redis as AsyncRedis
+
+from rljudge import JudgeClient
+from rljudge.extract import answer_source
+from rljudge_cli.stack import Stack
+from rljudge_service import batches, judged
+from rljudge_service.notifier import Notifier
+from rljudge_service.results import Written, results_of
+from rljudge_service.settings import Settings
+
+from .bench import grpo_items, math_items
+from .common import write_report
+
+
+def trimmed_twice(response: str, strip_think: bool) -> str:
+    """The previous ``trimmed_response``: the trimmed text is judged again to check it."""
+    source = answer_source(response, strip_think)
+    if len(source) < len(response) and answer_source(source, strip_think) == source:
+        return source
+    return response
+
+
+def results_by_dict(entry: dict[str, Any], judgement: dict[str, Any], scheme: str) -> list[Written]:
+    """The previous encoding of copies: each one a dict, encoded whole."""
+    first = results_of({k: v for k, v in entry.items() if k != "copies"}, judgement, scheme)[0]
+    fields = orjson.loads(first.payload)
+    out = [first]
+    for index, item_id in entry.get("copies", ()):
+        copy = {**fields, "id": item_id, "index": index, "cached": True, "elapsed_ms": 0.0}
+        out.append(Written(str(index), orjson.dumps(copy), first.kind, first.status, first.verdict, True))
+    return out
+
+
+def timed(fn: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    fn()
+    return (time.perf_counter() - started) * 1000.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=40)
+    args = parser.parse_args()
+
+    client = JudgeClient("http://unused")
+    step = grpo_items(64, salt=3)
+
+    def prepare_now() -> object:
+        return [client._prepare(item, i) for i, item in enumerate(step)]
+
+    def prepare_before() -> object:
+        out = []
+        for i, item in enumerate(step):
+            data = {**item, "id": str(i)}
+            data["response"] = trimmed_twice(data["response"], True)
+            out.append(data)
+        return out
+
+    assert prepare_now() == prepare_before()
+
+    # a GRPO step's groups, as the gateway and the workers hold them
+    entries = [
+        {"index": i, "id": str(i), "item": batches.ITEM_ADAPTER.validate_python(raw).model_dump(exclude_none=True)}
+        for i, raw in enumerate(prepare_now())  # type: ignore[arg-type]
+    ]
+    keys_ = {e["index"]: batches.judged_key(e["item"]) for e in entries}
+    groups = batches.group_identical_math([dict(e) for e in entries], keys_)
+    judgement = {"verdict": "correct", "grader": judged.MATH_GRADER}
+
+    def results_now() -> list[Written]:
+        return [w for e in groups for w in results_of(e, dict(judgement), "binary", cached=True)]
+
+    def results_before() -> list[Written]:
+        return [w for e in groups for w in results_by_dict(e, dict(judgement), "binary")]
+
+    assert len(results_now()) == len(step)
+    assert [orjson.loads(w.payload) for w in results_now()] == [
+        {**orjson.loads(w.payload), "cached": True, "elapsed_ms": 0.0} for w in results_before()
+    ]
+
+    stack = Stack(workers=0)
+    url = stack.start_redis()
+    try:
+        sync = Redis.from_url(url)
+        service = batches.BatchService(AsyncRedis.from_url(url), sync, Notifier(AsyncRedis.from_url(url)), Settings())
+        batch = [
+            {"index": i, "id": str(i), "item": batches.ITEM_ADAPTER.validate_python(raw).model_dump(exclude_none=True)}
+            for i, raw in enumerate(client._prepare(item, i) for i, item in enumerate(math_items(1024)))
+        ]
+        meta = {"total": len(batch), "ids": orjson.dumps([e["id"] for e in batch])}
+        count = 0
+
+        def enqueue(inline_bytes: int) -> Callable[[], object]:
+            def run() -> object:
+                nonlocal count
+                count += 1
+                batch_id = f"bench-{count}"
+                valid = {"math": batch, "code": []}
+                chunks = service._chunks(batch_id, time.time() + 600, "binary", valid, {"math": 2})
+                saved, batches.INLINE_CHUNK_BYTES = batches.INLINE_CHUNK_BYTES, inline_bytes
+                try:
+                    service._enqueue(batch_id, chunks, meta, {}, {})
+                finally:
+                    batches.INLINE_CHUNK_BYTES = saved
+                return chunks
+
+            return run
+
+        pairs = {
+            "client: prepare 1,024 GRPO items": (prepare_now, prepare_before),
+            "gateway: queue 1,024 math items (16 chunks)": (enqueue(batches.INLINE_CHUNK_BYTES), enqueue(16 * 1024)),
+            "1,024 results of a GRPO step (~70 judged inputs and their copies)": (results_now, results_before),
+        }
+        samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in pairs}
+        for turn in range(args.repeats):
+            for name, (now, before) in pairs.items():
+                order = (now, before) if turn % 2 else (before, now)
+                for fn in order:
+                    samples[name][0 if fn is now else 1].append(timed(fn))
+                    sync.flushdb()  # untimed: each batch queued into an empty Redis
+    finally:
+        stack.stop()
+
+    rows = []
+    for name, (now, before) in samples.items():
+        a, b = statistics.median(now), statistics.median(before)
+        rows.append({"cost": name, "now_ms": a, "before_ms": b, "before_over_now": b / a})
+    print(
+        write_report(
+            "bench_step_costs",
+            {"repeats": args.repeats, "rows": rows, "distinct_inputs": len(groups)},
+            [[r["cost"], f"{r['now_ms']:.2f}", f"{r['before_ms']:.2f}", f"{r['before_over_now']:.2f}"] for r in rows],
+            ["cost", "now ms", "before ms", "before / now"],
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
