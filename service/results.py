@@ -79,7 +79,8 @@ def results_of(
 #: The fields that come first in every result (``ItemResult`` declares them first) and are a
 #: copy's own: ``results_of`` writes them before the fields its copies share.
 COPY_HEAD = ("id", "index")
-assert tuple(ItemResult.model_fields)[: len(COPY_HEAD)] == COPY_HEAD
+if tuple(ItemResult.model_fields)[: len(COPY_HEAD)] != COPY_HEAD:  # checked at import, not only under asserts
+    raise RuntimeError(f"ItemResult must declare {COPY_HEAD} first: copies' results are assembled after them")
 
 
 def cached_judgement(value: bytes | None) -> dict[str, Any] | None:
