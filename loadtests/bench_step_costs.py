@@ -31,7 +31,7 @@ from rljudge.extract import answer_source
 from rljudge_cli.stack import Stack
 from rljudge_service import batches, judged
 from rljudge_service.notifier import Notifier
-from rljudge_service.results import Written, results_of
+from rljudge_service.results import Written, item_result, results_of
 from rljudge_service.settings import Settings
 
 from .bench import grpo_items, math_items
@@ -47,14 +47,23 @@ def trimmed_twice(response: str, strip_think: bool) -> str:
 
 
 def results_by_dict(entry: dict[str, Any], judgement: dict[str, Any], scheme: str) -> list[Written]:
-    """The previous encoding of copies: each one a dict, encoded whole."""
-    first = results_of({k: v for k, v in entry.items() if k != "copies"}, judgement, scheme)[0]
-    fields = orjson.loads(first.payload)
-    out = [first]
+    """The previous encoding of copies: the result as a dict once, then each copy a dict, encoded whole."""
+    result = item_result(entry, judgement, scheme, cached=True)
+    kind, status, verdict = entry["item"]["kind"], result.status, result.verdict or "none"
+    fields = result.model_dump(mode="json", exclude_none=True)
+    out = [Written(str(entry["index"]), orjson.dumps(fields), kind, status, verdict, True)]
     for index, item_id in entry.get("copies", ()):
         copy = {**fields, "id": item_id, "index": index, "cached": True, "elapsed_ms": 0.0}
-        out.append(Written(str(index), orjson.dumps(copy), first.kind, first.status, first.verdict, True))
+        out.append(Written(str(index), orjson.dumps(copy), kind, status, verdict, True))
     return out
+
+
+def queued_entries(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items as the client sends them, validated into queued entries as the gateway does."""
+    return [
+        {"index": i, "id": str(i), "item": batches.ITEM_ADAPTER.validate_python(raw).model_dump(exclude_none=True)}
+        for i, raw in enumerate(items)
+    ]
 
 
 def timed(fn: Callable[[], object]) -> float:
@@ -85,10 +94,7 @@ def main() -> None:
     assert prepare_now() == prepare_before()
 
     # a GRPO step's groups, as the gateway and the workers hold them
-    entries = [
-        {"index": i, "id": str(i), "item": batches.ITEM_ADAPTER.validate_python(raw).model_dump(exclude_none=True)}
-        for i, raw in enumerate(prepare_now())  # type: ignore[arg-type]
-    ]
+    entries = queued_entries([client._prepare(item, i) for i, item in enumerate(step)])
     keys_ = {e["index"]: batches.judged_key(e["item"]) for e in entries}
     groups = batches.group_identical_math([dict(e) for e in entries], keys_)
     judgement = {"verdict": "correct", "grader": judged.MATH_GRADER}
@@ -100,19 +106,14 @@ def main() -> None:
         return [w for e in groups for w in results_by_dict(e, dict(judgement), "binary")]
 
     assert len(results_now()) == len(step)
-    assert [orjson.loads(w.payload) for w in results_now()] == [
-        {**orjson.loads(w.payload), "cached": True, "elapsed_ms": 0.0} for w in results_before()
-    ]
+    assert results_now() == results_before()  # the same bytes either way
 
     stack = Stack(workers=0)
     url = stack.start_redis()
     try:
         sync = Redis.from_url(url)
         service = batches.BatchService(AsyncRedis.from_url(url), sync, Notifier(AsyncRedis.from_url(url)), Settings())
-        batch = [
-            {"index": i, "id": str(i), "item": batches.ITEM_ADAPTER.validate_python(raw).model_dump(exclude_none=True)}
-            for i, raw in enumerate(client._prepare(item, i) for i, item in enumerate(math_items(1024)))
-        ]
+        batch = queued_entries([client._prepare(item, i) for i, item in enumerate(math_items(1024))])
         meta = {"total": len(batch), "ids": orjson.dumps([e["id"] for e in batch])}
         count = 0
 

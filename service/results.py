@@ -34,21 +34,17 @@ class Written(NamedTuple):
     cached: bool
 
 
-def results_of(
+def item_result(
     entry: dict[str, Any], judgement: dict[str, Any], scheme: str, *, cached: bool = False, elapsed_ms: float = 0.0
-) -> list[Written]:
-    """The results of a queued entry (``{"index", "id", "item", "copies"?}``) and of its copies: the
-    batch's other items with the same judged input, which share the judgement (``cached``, 0 ms)."""
+) -> ItemResult:
+    """The validated result of a queued entry's own item (see ``results_of``)."""
     status = judgement.get("status", "scored")
-    item = entry["item"]
-    kind = item["kind"]
-    reward = compute_reward(scheme, judgement) if status == "scored" else None
-    result = ItemResult(
+    return ItemResult(
         id=entry["id"],
         index=entry["index"],
-        kind=kind,
+        kind=entry["item"]["kind"],
         status=status,
-        reward=reward,
+        reward=compute_reward(scheme, judgement) if status == "scored" else None,
         verdict=judgement.get("verdict"),
         cached=cached,
         elapsed_ms=round(elapsed_ms, 3),
@@ -58,7 +54,15 @@ def results_of(
         tests=judgement.get("tests"),
         grader=judgement.get("grader"),
     )
-    verdict = result.verdict or "none"
+
+
+def results_of(
+    entry: dict[str, Any], judgement: dict[str, Any], scheme: str, *, cached: bool = False, elapsed_ms: float = 0.0
+) -> list[Written]:
+    """The results of a queued entry (``{"index", "id", "item", "copies"?}``) and of its copies: the
+    batch's other items with the same judged input, which share the judgement (``cached``, 0 ms)."""
+    result = item_result(entry, judgement, scheme, cached=cached, elapsed_ms=elapsed_ms)
+    kind, status, verdict = entry["item"]["kind"], result.status, result.verdict or "none"
     copies = entry.get("copies", ())
     if not copies:
         payload = result.model_dump_json(exclude_none=True).encode()
