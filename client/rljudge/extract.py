@@ -78,29 +78,29 @@ def _closing_brace(text: str, brace: int) -> int:
 
 def answer_source(response: str, strip_think: bool) -> str:
     """The text of ``response`` that math-verify will judge (see the module docstring)."""
+    return _source_and_box(response, strip_think)[0]
+
+
+def _source_and_box(response: str, strip_think: bool) -> tuple[str, str | None]:
+    """``answer_source``'s text, and the stripped content of its box when it is one."""
     text = after_think(response) if strip_think else response
     boxed = last_boxed(text)
     if boxed is not None:
-        return "\\boxed{" + boxed.strip() + "}"
-    return text[-MAX_JUDGED_CHARS:]
+        inner = boxed.strip()
+        return "\\boxed{" + inner + "}", inner
+    return text[-MAX_JUDGED_CHARS:], None
 
 
 def trimmed_response(response: str, strip_think: bool) -> str:
     """What a client can send instead of ``response`` with the same verdict: ``answer_source``'s
     text when the server, applying ``answer_source`` to it again, gets that same text back (always,
     for the shapes answers take), else ``response`` itself."""
-    text = after_think(response) if strip_think else response
-    boxed = last_boxed(text)
-    if boxed is not None:
-        inner = boxed.strip()
-        source = "\\boxed{" + inner + "}"
-        # the usual case, decided without judging the source again: balanced braces (as
-        # ``last_boxed`` returns them) and no marker or </think> inside, so ``answer_source(source)``
-        # finds this same box
-        if THINK_CLOSE not in inner and all(marker not in inner for marker in _BOXED_MARKERS):
-            return source if len(source) < len(response) else response
-    else:
-        source = text[-MAX_JUDGED_CHARS:]
-    if len(source) < len(response) and answer_source(source, strip_think) == source:
+    source, inner = _source_and_box(response, strip_think)
+    if len(source) >= len(response):
+        return response
+    # the usual case, decided without judging the source again: a box with balanced braces (as
+    # ``last_boxed`` returns them) and no marker or </think> inside, so ``answer_source(source)``
+    # finds this same box
+    if inner is not None and THINK_CLOSE not in inner and all(marker not in inner for marker in _BOXED_MARKERS):
         return source
-    return response
+    return source if answer_source(source, strip_think) == source else response
