@@ -17,6 +17,7 @@ Each is the median over ``repeats`` turns. Writes loadtests/results/bench_step_c
 from __future__ import annotations
 
 import argparse
+import asyncio
 import statistics
 import time
 from collections.abc import Callable
@@ -112,6 +113,7 @@ def main() -> None:
     url = stack.start_redis()
     try:
         sync = Redis.from_url(url)
+        loop = asyncio.new_event_loop()
         service = batches.BatchService(AsyncRedis.from_url(url), sync, Notifier(AsyncRedis.from_url(url)), Settings())
         batch = queued_entries([client._prepare(item, i) for i, item in enumerate(math_items(1024))])
         meta = {"total": len(batch), "ids": orjson.dumps([e["id"] for e in batch])}
@@ -126,7 +128,7 @@ def main() -> None:
                 chunks = service._chunks(batch_id, time.time() + 600, "binary", valid, {"math": 2})
                 saved, batches.INLINE_CHUNK_BYTES = batches.INLINE_CHUNK_BYTES, inline_bytes
                 try:
-                    service._enqueue(batch_id, chunks, meta, {}, {})
+                    loop.run_until_complete(service._enqueue(batch_id, chunks, meta, {}, {}))
                 finally:
                     batches.INLINE_CHUNK_BYTES = saved
                 return chunks

@@ -18,7 +18,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import anyio
 import orjson
 from pydantic import TypeAdapter, ValidationError
 from redis import Redis as SyncRedis
@@ -38,6 +37,7 @@ from .results import Written, cached_judgement, results_of, stat_counts
 from .settings import Settings
 
 ITEM_ADAPTER: TypeAdapter[Any] = TypeAdapter(Item)
+ITEMS_ADAPTER: TypeAdapter[list[Any]] = TypeAdapter(list[Item])
 #: A batch is cut into about this many chunks per registered worker (within each kind's chunk
 #: sizes), so that a large batch keeps the whole fleet busy and its last chunks are small next to it.
 CHUNKS_PER_WORKER = 4
@@ -71,6 +71,40 @@ def _stored(batch_id: str, meta: list[bytes | None]) -> Batch | None:
     if meta[0] is None:
         return None
     return Batch(batch_id, int(meta[0]), float(meta[1]), created=False)  # type: ignore[arg-type]
+
+
+def validated_entries(
+    raw_items: list[Any],
+) -> tuple[list[str], dict[str, list[dict[str, Any]]], dict[int, str]]:
+    """Each item's id (its own, else its index), the valid ones as queued entries (``{"index",
+    "id", "item"}``, the item with its defaults and without its unset fields) by kind, and why each
+    invalid one was rejected, by index.
+
+    The whole list is validated (and dumped) in one call of pydantic's, about half the CPU of one
+    call per item (1.7 against 3.0 ms for a GRPO step's 1,024 items, timed alone here); only a
+    list with an invalid item in it is validated again item by item, for each item's own verdict
+    and message."""
+    ids = []
+    for index, raw in enumerate(raw_items):
+        item_id = raw.get("id") if isinstance(raw, dict) else None
+        ids.append(item_id if isinstance(item_id, str) and item_id else str(index))
+    valid: dict[str, list[dict[str, Any]]] = {"math": [], "code": []}
+    rejected: dict[int, str] = {}
+    items: list[dict[str, Any] | None]
+    try:
+        items = ITEMS_ADAPTER.dump_python(ITEMS_ADAPTER.validate_python(raw_items), exclude_none=True)
+    except ValidationError:
+        items = []
+        for index, raw in enumerate(raw_items):
+            try:
+                items.append(ITEM_ADAPTER.validate_python(raw).model_dump(exclude_none=True))
+            except ValidationError as exc:
+                rejected[index] = describe_errors(exc, f"items[{index}]")
+                items.append(None)
+    for index, item in enumerate(items):
+        if item is not None:
+            valid[item["kind"]].append({"index": index, "id": ids[index], "item": item})
+    return ids, valid, rejected
 
 
 def judged_key(item: dict[str, Any]) -> str | None:
@@ -163,34 +197,35 @@ class BatchService:
         batch_id = uuid.uuid4().hex
         if idempotency_key is not None:
             batch_id = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
-        # one round trip: the stored batch (a resubmission), the queue depth (backpressure) and
-        # the workers serving each queue (chunking)
+        # one round trip: the stored batch (a resubmission) and the claim on its key, the queue
+        # depth (backpressure) and the workers serving each queue (chunking)
         pipe = self.redis.pipeline(transaction=False)
         if idempotency_key is not None:
             pipe.hmget(keys.batch_meta(batch_id), META_FIELDS)
+            pipe.set(keys.idempotency(batch_id), "1", nx=True, ex=settings.results_ttl_s)
         for queue in self.queues.values():
             pipe.llen(queue.key)
             pipe.scard(WORKERS_BY_QUEUE_KEY % queue.name)
         answers = await pipe.execute()
+        claimed = False
         if idempotency_key is not None:
-            meta, answers = answers[0], answers[1:]
+            (meta, claimed), answers = answers[:2], answers[2:]
             stored = _stored(batch_id, meta)
             if stored is not None:
+                if claimed:  # its claim had expired just before it: not left behind to outlive it
+                    await self.redis.delete(keys.idempotency(batch_id))
                 return stored
-        workers = dict(zip(self.queues, answers[1::2], strict=True))
-        await self._check_rate(caller, len(raw_items))
-        self._check_backpressure(sum(answers[0::2]))
-        if idempotency_key is not None:
-            claimed = await self.redis.set(keys.idempotency(batch_id), "1", nx=True, ex=settings.results_ttl_s)
             if not claimed:
                 existing = await self._existing(batch_id)
                 if existing is None:
                     raise Conflict("a batch with this Idempotency-Key is being created; retry in a moment")
                 return existing
         try:
-            return await self._create(batch_id, request, raw_items, workers)
+            await self._check_rate(caller, len(raw_items))
+            self._check_backpressure(sum(answers[0::2]))
+            return await self._create(batch_id, request, raw_items, dict(zip(self.queues, answers[1::2], strict=True)))
         except BaseException:
-            if idempotency_key is not None:
+            if claimed:  # released, so that the client's retry (same key) can create the batch
                 with contextlib.suppress(RedisError):
                     await self.redis.delete(keys.idempotency(batch_id))
             raise
@@ -209,19 +244,7 @@ class BatchService:
         settings = self.settings
         deadline_s = min(request.deadline_s or settings.default_deadline_s, settings.max_deadline_s)
         now = time.time()
-        ids: list[str] = []
-        rejected: dict[int, str] = {}
-        valid: dict[str, list[dict[str, Any]]] = {"math": [], "code": []}
-        for index, raw in enumerate(raw_items):
-            item_id = raw.get("id") if isinstance(raw, dict) else None
-            ids.append(item_id if isinstance(item_id, str) and item_id else str(index))
-            try:
-                item = ITEM_ADAPTER.validate_python(raw)
-            except ValidationError as exc:
-                rejected[index] = describe_errors(exc, f"items[{index}]")
-                continue
-            entry = {"index": index, "id": ids[index], "item": item.model_dump(exclude_none=True)}
-            valid[item.kind].append(entry)
+        ids, valid, rejected = validated_entries(raw_items)
         await self._reject_unknown_problems(valid["code"], rejected)
         submitted = {kind: len(entries) for kind, entries in valid.items()}
         item_keys: dict[int, str | None] = {}
@@ -250,7 +273,7 @@ class BatchService:
         chunks = self._chunks(batch_id, now + deadline_s, request.reward_scheme, valid, workers)
         try:
             # the batch's state and its jobs in one transaction: never a stored batch without its jobs
-            await anyio.to_thread.run_sync(self._enqueue, batch_id, chunks, meta, decided, stat_counts(answered))
+            await self._enqueue(batch_id, chunks, meta, decided, stat_counts(answered))
         except BaseException:
             # never leave a stored batch whose jobs were not queued: a resubmission must create it anew
             with contextlib.suppress(RedisError):
@@ -354,7 +377,7 @@ class BatchService:
                 start += length
         return chunks
 
-    def _enqueue(
+    async def _enqueue(
         self,
         batch_id: str,
         chunks: list[tuple[str, dict[str, Any]]],
@@ -363,7 +386,25 @@ class BatchService:
         stats: dict[str, int],
     ) -> None:
         """Store the batch, the results decided here (rejected items, verdict-cache hits) and queue its
-        chunks, in one transaction."""
+        chunks, in one transaction, sent by the gateway's asyncio client (``_enqueue_commands``)."""
+        pipe = self.redis.pipeline(transaction=True)
+        for args, options in self._enqueue_commands(batch_id, chunks, meta, decided, stats):
+            pipe.pipeline_execute_command(*args, **options)
+        await pipe.execute()
+
+    def _enqueue_commands(
+        self,
+        batch_id: str,
+        chunks: list[tuple[str, dict[str, Any]]],
+        meta: dict[str, Any],
+        decided: dict[str, str | bytes],
+        stats: dict[str, int],
+    ) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
+        """The commands of ``_enqueue``, recorded on a pipeline of the synchronous client that is
+        never executed: RQ builds its jobs (``Queue.enqueue_many`` only adds commands to a pipeline
+        it is given), and the event loop sends them without blocking on Redis, and without the hop
+        to a thread and back that running the pipeline there cost (about 0.5 ms of a one-item
+        batch's 10 on this machine, in an ad-hoc trace)."""
         ttl = self.settings.results_ttl_s
         by_kind: dict[str, list[Any]] = {"math": [], "code": []}
         payloads = {}
@@ -397,7 +438,7 @@ class BatchService:
             for kind, jobs in by_kind.items():
                 if jobs:
                     self.queues[kind].enqueue_many(jobs, pipeline=pipe)
-            pipe.execute()
+            return list(pipe.command_stack)
 
     # ------------------------------------------------------------------ results
 

@@ -6,14 +6,17 @@ The schemathesis run generates requests from the gateway's own OpenAPI schema ag
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from rljudge import BatchResult
-from rljudge_service import jsonbody
+from rljudge_service import batches, jsonbody
 
 
 def test_no_generated_request_gets_a_server_error(judge_url: str) -> None:
@@ -126,3 +129,38 @@ def test_wrong_content_type_and_methods(judge_url: str) -> None:
     )
     assert httpx.get(f"{judge_url}/v1/judge").status_code == 405
     assert httpx.delete(f"{judge_url}/v1/problems/x").status_code == 405
+
+
+@given(
+    items=st.lists(
+        st.one_of(
+            st.fixed_dictionaries(
+                {"kind": st.just("math"), "response": st.text(max_size=20), "gold": st.sampled_from(["1", "x"])},
+                optional={"id": st.text(max_size=4), "timeout_s": st.floats(-1, 100), "require_think": st.booleans()},
+            ),
+            st.fixed_dictionaries(
+                {"kind": st.just("code"), "code": st.text(max_size=10)},
+                optional={"tests": st.just({"type": "stdio", "cases": [{"input": "", "output": "1"}]})},
+            ),
+            st.dictionaries(st.sampled_from(["kind", "gold", "response"]), st.text(max_size=5), max_size=3),
+            st.integers(),
+        ),
+        min_size=1,
+        max_size=8,
+    )
+)
+def test_a_batch_validated_whole_reads_as_its_items_validated_one_by_one(items: list[Any]) -> None:
+    """The gateway validates a batch's items in one call and each item apart only when one is
+    invalid: either way, each valid item is queued as validating it alone gives, each invalid one
+    rejected with its own message."""
+    ids, valid, rejected = batches.validated_entries(items)
+    expected: dict[int, Any] = {}
+    for index, raw in enumerate(items):
+        try:
+            expected[index] = batches.ITEM_ADAPTER.validate_python(raw).model_dump(exclude_none=True)
+        except ValidationError as exc:
+            expected[index] = batches.describe_errors(exc, f"items[{index}]")
+    got = {entry["index"]: entry["item"] for entries in valid.values() for entry in entries}
+    assert {**got, **rejected} == expected
+    assert all(entry["item"]["kind"] == kind for kind, entries in valid.items() for entry in entries)
+    assert len(ids) == len(items) and all(ids)
