@@ -9,6 +9,7 @@ request's scheme.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from typing import Any, NamedTuple
@@ -94,6 +95,19 @@ def cached_judgement(value: bytes | None) -> dict[str, Any] | None:
     every reward scheme."""
     if value is None:
         return None
+    reason = _unusable(value)
+    if reason is not None:
+        log.warning("ignoring a verdict-cache entry this release cannot use (%s): %r", reason, value[:200])
+        return None
+    judgement: dict[str, Any] = orjson.loads(value)
+    return judgement
+
+
+@functools.lru_cache(maxsize=4096)
+def _unusable(value: bytes) -> str | None:
+    """Why a verdict-cache entry cannot be used, or None when it can: checked once per distinct
+    entry (a few hundred bytes each), as most entries are shared by many answers ("correct" under
+    this grader) and a revisited step reads about 70 of them."""
     try:
         judgement = orjson.loads(value)
         if not isinstance(judgement, dict) or not isinstance(judgement.get("verdict"), str):
@@ -102,10 +116,8 @@ def cached_judgement(value: bytes | None) -> dict[str, Any] | None:
         for scheme in SCHEMES:
             results_of(probe, judgement, scheme, cached=True)
     except (ValueError, TypeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        log.warning("ignoring a verdict-cache entry this release cannot use (%s): %r", reason, value[:200])
-        return None
-    return judgement
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return None
 
 
 def stat_fields(result: Written) -> str:
@@ -118,7 +130,11 @@ def stat_fields(result: Written) -> str:
 def stat_counts(written: Iterable[Written]) -> dict[str, int]:
     """Increments of the fleet's item and cache-hit counters (``keys.STATS``) for written results."""
     counters: dict[str, int] = {}
-    for result in written:
-        for stat in stat_fields(result).split():
-            counters[stat] = counters.get(stat, 0) + 1
+    tally: dict[tuple[str, str, str, bool], tuple[Written, int]] = {}
+    for result in written:  # by what they count (kind, status, verdict, cached), then each its fields
+        first, count = tally.get(result[2:], (result, 0))
+        tally[result[2:]] = (first, count + 1)
+    for first, count in tally.values():
+        for stat in stat_fields(first).split():
+            counters[stat] = counters.get(stat, 0) + count
     return counters

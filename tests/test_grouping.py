@@ -13,7 +13,7 @@ from redis import Redis
 from rljudge import ItemResult
 from rljudge_service import keys
 from rljudge_service.batches import group_identical_math, judged_key
-from rljudge_service.results import results_of
+from rljudge_service.results import Written, results_of, stat_counts, stat_fields
 from rljudge_workers import pools
 from rljudge_workers.jobs import ChunkJudge, load_chunk
 from rljudge_workers.settings import WorkerSettings
@@ -97,6 +97,57 @@ def test_results_already_written_are_kept_and_not_counted_again(redis: Redis) ->
     assert judge_.counts["scored"] == 2 and judge_.counts["cached"] == 1  # copy 2; copy 1 was not written
     after = redis.hmget(keys.STATS, [keys.stat_items("math", "scored", "correct"), keys.stat_cache_hits("math")])
     assert [int(a or 0) - int(b or 0) for a, b in zip(after, before, strict=True)] == [2, 1]
+
+
+def test_a_flush_of_results_with_different_verdicts_counts_each_under_its_own(redis: Redis) -> None:
+    """Results are grouped by what they count before the one HSETNX_MANY call: each verdict, and
+    the copies (cache hits) apart from the items judged, adds to its own counters."""
+    batch_id = uuid.uuid4().hex
+    right = {**entry(0, "\\boxed{4}"), "copies": [[1, "r1"], [2, "r2"]]}
+    wrong = {**entry(3, "\\boxed{5}"), "copies": [[4, "r4"]]}
+    chunk = {"batch_id": batch_id, "deadline": 1e12, "reward_scheme": "binary", "items": [right, wrong]}
+    fields = [
+        keys.stat_items("math", "scored", "correct"),
+        keys.stat_items("math", "scored", "wrong_answer"),
+        keys.stat_cache_hits("math"),
+    ]
+    before = redis.hmget(keys.STATS, fields)
+    judge_ = ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused", cache_enabled=False))
+    judge_._buffered = True
+    judge_._write(wrong, {"verdict": "wrong_answer", "detail": None, "grader": "test"})
+    judge_._write(right, {"verdict": "correct", "detail": None, "grader": "test"})
+    judge_._flush()
+    stored = redis.hgetall(keys.batch_results(batch_id))
+    assert {int(k): orjson.loads(v)["verdict"] for k, v in stored.items()} == {
+        0: "correct",
+        1: "correct",
+        2: "correct",
+        3: "wrong_answer",
+        4: "wrong_answer",
+    }
+    after = redis.hmget(keys.STATS, fields)
+    assert [int(a or 0) - int(b or 0) for a, b in zip(after, before, strict=True)] == [3, 2, 3]
+    assert judge_.counts["scored"] == 5 and judge_.counts["cached"] == 3
+
+
+@given(
+    results=st.lists(
+        st.tuples(
+            st.sampled_from(["math", "code"]),
+            st.sampled_from(["scored", "rejected"]),
+            st.sampled_from(["correct", "wrong_answer", "none"]),
+            st.booleans(),
+        ),
+        max_size=30,
+    )
+)
+def test_stat_counts_adds_one_per_result_to_each_of_its_counters(results: list[tuple[str, str, str, bool]]) -> None:
+    written = [Written(str(i), b"{}", *fields) for i, fields in enumerate(results)]
+    expected: dict[str, int] = {}
+    for result in written:
+        for stat in stat_fields(result).split():
+            expected[stat] = expected.get(stat, 0) + 1
+    assert stat_counts(written) == expected
 
 
 def test_a_rerun_skips_what_is_written_and_deletes_its_stored_chunk(redis: Redis) -> None:

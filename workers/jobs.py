@@ -379,13 +379,16 @@ class ChunkJudge:
             pipe.hincrbyfloat(keys.STATS, field, amount)
         results = keys.batch_results(self.batch_id)
         if pending:
-            groups: dict[str, list[Written]] = {}
+            # grouped by what they count (kind, status, verdict, cached): one counters string a group
+            groups: dict[tuple[str, str, str, bool], list[Written]] = {}
             for result in pending:
-                groups.setdefault(stat_fields(result), []).append(result)
+                groups.setdefault(result[2:], []).append(result)
             pending = [result for group in groups.values() for result in group]  # in ARGV's order
             args: list[str | bytes | int] = []
-            for stats, group in groups.items():
-                args += [stats, len(group), *(part for result in group for part in (result.field, result.payload))]
+            for group in groups.values():
+                args += [stat_fields(group[0]), len(group)]
+                for result in group:
+                    args += (result.field, result.payload)
             pipe.eval(HSETNX_MANY, 2, results, keys.STATS, *args)
             pipe.expire(results, self.results_ttl)
             pipe.publish(keys.batch_events(self.batch_id), b"1")
