@@ -346,11 +346,11 @@ async def _take_turns(
             measures = [Measure(parts=True) for _ in clients]
             for r in range(rounds):
                 batch = math_items(size, offset=r * 97)
-                for client, m in zip(clients, measures, strict=True):
+                for i in turns(r, len(clients)):
                     with Measure(parts=True) as one:
-                        out = await client.judge(batch, deadline_s=3600)
+                        out = await clients[i].judge(batch, deadline_s=3600)
                     assert all(x.status == "scored" for x in out), {x.status for x in out}
-                    m.add(one)
+                    measures[i].add(one)
             for name, m in zip(names, measures, strict=True):
                 rows.append(row(f"(a) math, batch {size}", name, m, size * rounds))
     finally:
@@ -383,10 +383,13 @@ def grpo_items(prompts: int, rollouts: int = 16, salt: int = 0, epoch: int = 0) 
 
 
 def turns(round_number: int, sides: int) -> list[int]:
-    """The order in which ``sides`` configurations take their turn in round ``round_number``: rotated
-    every round, so that none always runs right after the same one (the heaviest leaves work behind
-    for a few ms: RQ's bookkeeping after a job, expiring keys, garbage)."""
-    return [(round_number + k) % sides for k in range(sides)]
+    """The order in which ``sides`` configurations take their turn in round ``round_number``, so that
+    each runs right after each other one equally often within ``2 * sides`` rounds (the heaviest
+    leaves work behind for a few ms: RQ's bookkeeping after a job, expiring keys, garbage). Rotated
+    every round, and reversed every other ``sides`` rounds: a rotation alone keeps the cyclic order,
+    so with three sides the first would always run right after the third."""
+    order = [(round_number + k) % sides for k in range(sides)]
+    return order[::-1] if (round_number // sides) % 2 else order
 
 
 def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
@@ -400,7 +403,7 @@ def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
     before): what the cache is for across steps. The revisits come last because the judge
     processes keep their own parse caches: a revisit judged by one configuration and answered from
     the verdict cache by another would leave their processes unequally primed for later steps."""
-    prompts, rounds = (32, 3) if quick else (64, 10)
+    prompts, rounds = (32, 6) if quick else (64, 12)  # a multiple of 6: ``turns`` balanced for three
     configs = [
         ("rljudge, cache on", {}),
         ("rljudge, cache off (dedup only)", {"RLJUDGE_CACHE_ENABLED": "false"}),
