@@ -1,28 +1,37 @@
 """Before/after: the same workloads against the server code of a git revision and of the working tree.
 
     python -m loadtests.bench_ab [--ref HEAD] [--rounds 2]
+    python -m loadtests.bench_ab --side-by-side [--ref HEAD] [--requests 400] [--steps 40]
 
 The revision's ``service/``, ``workers/`` and ``sandbox/`` are extracted to a temporary folder and
 put first on the stack's ``PYTHONPATH`` (as ``rljudge_service`` etc.), so both run in this
 invocation on the same machine, alternating ``rounds`` times (noise hits both alike). Reports the
 median of the rounds. Writes loadtests/results/bench_ab.{json,md}.
+
+``--side-by-side`` runs both stacks at once instead and alternates request by request: one-item
+math batches (each a new answer) and GRPO steps (new prompts each, an empty verdict cache), each
+side first in every other turn. Finer than whole rounds, whose minutes apart the machine's speed
+drifts by 10-20%. Writes loadtests/results/bench_ab_side_by_side.{json,md}.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from rljudge import JudgeClient
 
 from . import bench
-from .common import RESULTS, ROOT, machine, running_stack
+from .common import RESULTS, ROOT, machine, running_stack, write_report
 
 PACKAGES = {"rljudge_service": "service", "rljudge_workers": "workers", "rljudge_sandbox": "sandbox"}
 
@@ -107,11 +116,68 @@ def measure(env: dict[str, str]) -> dict[str, float]:
     return out
 
 
+async def side_by_side(stacks: list[Any], requests: int, steps: int) -> dict[str, list[list[float]]]:
+    """Milliseconds of each one-item batch and each GRPO step on each stack, taking turns."""
+    out: dict[str, list[list[float]]] = {"1-item": [[], []], "GRPO step": [[], []]}
+    single = [JudgeClient(stack.url) for stack in stacks]
+    grpo = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
+    try:
+        for client in single + grpo:
+            await client.judge(bench.math_items(64, offset=400), deadline_s=3600)
+        for i in range(requests + 20):
+            for side in bench.turns(i, 2):
+                item = {"kind": "math", "response": f"so \\boxed{{{i}}} % {os.urandom(8).hex()}", "gold": str(i)}
+                started = time.perf_counter()
+                result = (await single[side].judge([item]))[0]
+                if i >= 20:  # warm-up excluded
+                    out["1-item"][side].append((time.perf_counter() - started) * 1000)
+                assert result.status == "scored", result
+        for step in range(steps):
+            batch = bench.grpo_items(64, salt=step)
+            for side in bench.turns(step, 2):
+                bench.flush_cache(stacks[side].redis_url or "")
+                with bench.Measure() as m:
+                    await grpo[side].judge(batch, deadline_s=3600)
+                out["GRPO step"][side].append(m.seconds * 1000)
+    finally:
+        for client in single + grpo:
+            await client.aclose()
+    return out
+
+
+def main_side_by_side(ref: str, requests: int, steps: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="rljudge-ab-") as tmp, contextlib.ExitStack() as running:
+        before_path = extract(ref, Path(tmp))
+        stacks = [
+            running.enter_context(running_stack(workers=bench.WORKERS, PYTHONPATH=str(before_path))),
+            running.enter_context(running_stack(workers=bench.WORKERS)),
+        ]
+        samples = asyncio.run(side_by_side(stacks, requests, steps))
+    table, rows = [], []
+    for workload, (before, after) in samples.items():
+        for stat, pick in (("p50", statistics.median), ("mean", statistics.fmean)):
+            b, a = pick(before), pick(after)
+            rows.append({"measure": f"{workload} {stat} ms", "before": b, "after": a, "after_over_before": a / b})
+            table.append([f"{workload} {stat} ms", f"{b:.2f}", f"{a:.2f}", f"{a / b:.3f}"])
+    write_report(
+        "bench_ab_side_by_side",
+        {"ref": ref, "requests": requests, "steps": steps, "rows": rows, "samples_ms": samples},
+        table,
+        ["measure", f"before ({ref})", "after (working tree)", "after / before"],
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref", default="HEAD")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--side-by-side", action="store_true", help="both stacks at once, alternating requests")
+    parser.add_argument("--requests", type=int, default=400, help="one-item batches a side (--side-by-side)")
+    parser.add_argument("--steps", type=int, default=40, help="GRPO steps a side (--side-by-side)")
     args = parser.parse_args()
+    if args.side_by_side:
+        main_side_by_side(args.ref, args.requests, args.steps)
+        return
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="rljudge-ab-") as tmp:
         before_path = extract(args.ref, Path(tmp))
