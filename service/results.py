@@ -95,7 +95,7 @@ def cached_judgement(value: bytes | None) -> dict[str, Any] | None:
     every reward scheme."""
     if value is None:
         return None
-    reason = _unusable(value)
+    reason = _unusable_small(value) if len(value) <= MEMO_BYTES else _unusable(value)
     if reason is not None:
         log.warning("ignoring a verdict-cache entry this release cannot use (%s): %r", reason, value[:200])
         return None
@@ -103,11 +103,8 @@ def cached_judgement(value: bytes | None) -> dict[str, Any] | None:
     return judgement
 
 
-@functools.lru_cache(maxsize=4096)
 def _unusable(value: bytes) -> str | None:
-    """Why a verdict-cache entry cannot be used, or None when it can: checked once per distinct
-    entry (a few hundred bytes each), as most entries are shared by many answers ("correct" under
-    this grader) and a revisited step reads about 70 of them."""
+    """Why a verdict-cache entry cannot be used, or None when it can."""
     try:
         judgement = orjson.loads(value)
         if not isinstance(judgement, dict) or not isinstance(judgement.get("verdict"), str):
@@ -118,6 +115,14 @@ def _unusable(value: bytes) -> str | None:
     except (ValueError, TypeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
         return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return None
+
+
+#: Verdict-cache entries up to this size (a math verdict is about 70 bytes) have their usability
+#: checked once per process (``_unusable_small``, 4,096 entries at most): most are shared by many
+#: answers ("correct" under this grader), and a revisited GRPO step reads about 70 of them. Larger
+#: ones (code verdicts with their tests) are checked each time, not kept.
+MEMO_BYTES = 512
+_unusable_small = functools.lru_cache(maxsize=4096)(_unusable)
 
 
 def stat_fields(result: Written) -> str:
