@@ -386,25 +386,13 @@ class BatchService:
         stats: dict[str, int],
     ) -> None:
         """Store the batch, the results decided here (rejected items, verdict-cache hits) and queue its
-        chunks, in one transaction, sent by the gateway's asyncio client (``_enqueue_commands``)."""
-        pipe = self.redis.pipeline(transaction=True)
-        for args, options in self._enqueue_commands(batch_id, chunks, meta, decided, stats):
-            pipe.pipeline_execute_command(*args, **options)
-        await pipe.execute()
+        chunks, in one transaction, sent by the gateway's asyncio client.
 
-    def _enqueue_commands(
-        self,
-        batch_id: str,
-        chunks: list[tuple[str, dict[str, Any]]],
-        meta: dict[str, Any],
-        decided: dict[str, str | bytes],
-        stats: dict[str, int],
-    ) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-        """The commands of ``_enqueue``, recorded on a pipeline of the synchronous client that is
-        never executed: RQ builds its jobs (``Queue.enqueue_many`` only adds commands to a pipeline
-        it is given), and the event loop sends them without blocking on Redis, and without the hop
-        to a thread and back that running the pipeline there cost (about 0.5 ms of a one-item
-        batch's 10 on this machine, in an ad-hoc trace)."""
+        The commands are recorded on a pipeline of the synchronous client that is never executed:
+        RQ builds its jobs (``Queue.enqueue_many`` only adds commands to a pipeline it is given), and
+        the event loop sends them without blocking on Redis, and without the hop to a thread and
+        back that running the pipeline there cost (about 0.5 ms of a one-item batch's 10 on this
+        machine, in an ad-hoc trace)."""
         ttl = self.settings.results_ttl_s
         by_kind: dict[str, list[Any]] = {"math": [], "code": []}
         payloads = {}
@@ -438,7 +426,11 @@ class BatchService:
             for kind, jobs in by_kind.items():
                 if jobs:
                     self.queues[kind].enqueue_many(jobs, pipeline=pipe)
-            return list(pipe.command_stack)
+            commands = list(pipe.command_stack)
+        transaction = self.redis.pipeline(transaction=True)
+        for args, options in commands:
+            transaction.pipeline_execute_command(*args, **options)
+        await transaction.execute()
 
     # ------------------------------------------------------------------ results
 

@@ -132,14 +132,20 @@ def stat_fields(result: Written) -> str:
     return f"{items} {keys.stat_cache_hits(result.kind)}" if result.cached else items
 
 
+def by_counters(written: Iterable[Written]) -> list[list[Written]]:
+    """Written results grouped by what they add to the fleet's counters (kind, status, verdict, and
+    whether they share a verdict), in the order each group first appears: ``stat_fields`` of a
+    group's first result holds for all of it."""
+    groups: dict[tuple[str, str, str, bool], list[Written]] = {}
+    for result in written:
+        groups.setdefault(result[2:], []).append(result)
+    return list(groups.values())
+
+
 def stat_counts(written: Iterable[Written]) -> dict[str, int]:
     """Increments of the fleet's item and cache-hit counters (``keys.STATS``) for written results."""
     counters: dict[str, int] = {}
-    tally: dict[tuple[str, str, str, bool], tuple[Written, int]] = {}
-    for result in written:  # by what they count (kind, status, verdict, cached), then each its fields
-        first, count = tally.get(result[2:], (result, 0))
-        tally[result[2:]] = (first, count + 1)
-    for first, count in tally.values():
-        for stat in stat_fields(first).split():
-            counters[stat] = counters.get(stat, 0) + count
+    for group in by_counters(written):
+        for stat in stat_fields(group[0]).split():
+            counters[stat] = counters.get(stat, 0) + len(group)
     return counters

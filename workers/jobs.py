@@ -32,7 +32,7 @@ from rljudge import Limits
 from rljudge.extract import think_format_error
 from rljudge_sandbox import extract_program
 from rljudge_service import judged, keys
-from rljudge_service.results import Written, cached_judgement, results_of, stat_fields
+from rljudge_service.results import Written, by_counters, cached_judgement, results_of, stat_fields
 
 from . import math_judge, pools
 from .settings import WorkerSettings, get_settings
@@ -379,13 +379,10 @@ class ChunkJudge:
             pipe.hincrbyfloat(keys.STATS, field, amount)
         results = keys.batch_results(self.batch_id)
         if pending:
-            # grouped by what they count (kind, status, verdict, cached): one counters string a group
-            groups: dict[tuple[str, str, str, bool], list[Written]] = {}
-            for result in pending:
-                groups.setdefault(result[2:], []).append(result)
-            pending = [result for group in groups.values() for result in group]  # in ARGV's order
+            groups = by_counters(pending)  # one counters string a group
+            pending = [result for group in groups for result in group]  # in ARGV's order
             args: list[str | bytes | int] = []
-            for group in groups.values():
+            for group in groups:
                 args += [stat_fields(group[0]), len(group)]
                 for result in group:
                     args += (result.field, result.payload)
