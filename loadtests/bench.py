@@ -32,6 +32,7 @@ import gzip
 import json
 import multiprocessing
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -304,7 +305,9 @@ def bench_math(quick: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
             )
             for _name, n in scaling
         ]
-        rounds = [(1024, 2), (2048, 1)] if quick else [(1024, 6), (8192, 2)]
+        # 24 rounds of 1,024: about 22 s in all; the per-round ratios show how far one round's
+        # ratio moves with the machine's speed (a few rounds gave 1.6 x in one run, 1.8 x in another)
+        rounds = [(1024, 4), (2048, 1)] if quick else [(1024, 24), (8192, 2)]
         asyncio.run(_take_turns([stack.url for stack in stacks], [name for name, _ in scaling], rounds, rows))
     ceiling = concurrent_verify_ratio(math_items(big), 3 if quick else 5)
     for r in rows:
@@ -337,7 +340,9 @@ def bench_math(quick: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
 async def _take_turns(
     urls: list[str], names: list[str], sizes: list[tuple[int, int]], rows: list[dict[str, Any]]
 ) -> None:
-    """Math batches of each size, sent to each stack in turn (one client each), one row per stack."""
+    """Math batches of each size, sent to each stack in turn (one client each), one row per stack.
+    The first stack's row also gets ``round_ratios``: each round's batch time on every other stack
+    over the first's (the same batch, seconds apart)."""
     clients = [JudgeClient(url, batch_size=10_000, max_concurrency=1) for url in urls]
     try:
         for client in clients:
@@ -353,6 +358,9 @@ async def _take_turns(
                     measures[i].add(one)
             for name, m in zip(names, measures, strict=True):
                 rows.append(row(f"(a) math, batch {size}", name, m, size * rounds))
+            first = rows[-len(clients)]
+            mine = measures[0].samples
+            first["round_ratios"] = [[a / b for a, b in zip(m.samples, mine, strict=True)] for m in measures[1:]]
     finally:
         for client in clients:
             await client.aclose()
@@ -387,7 +395,10 @@ def turns(round_number: int, sides: int) -> list[int]:
     each runs right after each other one equally often within ``2 * sides`` rounds (the heaviest
     leaves work behind for a few ms: RQ's bookkeeping after a job, expiring keys, garbage). Rotated
     every round, and reversed every other ``sides`` rounds: a rotation alone keeps the cyclic order,
-    so with three sides the first would always run right after the third."""
+    so with three sides the first would always run right after the third. Up to 3 sides (the
+    benchmark's most): with 4, some pairs would never meet."""
+    if sides > 3:
+        raise ValueError(f"turns() balances up to 3 sides, not {sides}")
     order = [(round_number + k) % sides for k in range(sides)]
     return order[::-1] if (round_number // sides) % 2 else order
 
@@ -975,6 +986,13 @@ def targets(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
                     "CPU an item by part, 2 workers vs 1: "
                     + ", ".join(f"{part} {by2[part]:.0f} vs {by1[part]:.0f} us" for part in PARTS if part != "other")
                 )
+            if two.get("round_ratios"):
+                per_round = sorted(two["round_ratios"][0])
+                notes.append(
+                    "round by round (the same batch on each, seconds apart): "
+                    f"median {statistics.median(per_round):.2f} x, "
+                    f"from {per_round[0]:.2f} to {per_round[-1]:.2f} x over {len(per_round)} rounds"
+                )
             # a shared VM: what other tenants took from the 2 cores while each configuration ran
             notes.append(
                 f"other processes took {two['others_cores']:.2f} cores during the 2-worker turns, "
@@ -988,6 +1006,16 @@ def targets(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
             note="; ".join(notes),
         )
     return out
+
+
+def shown(measured: float, required: float) -> str:
+    """``measured`` with 2 decimals, or more (up to 4) where 2 would print the required value itself:
+    1.698 against 1.7 shows as 1.698, not as a 1.70 that reads as met."""
+    for digits in (2, 3, 4):
+        text = f"{measured:.{digits}f}"
+        if float(text) != required or measured == required:
+            break
+    return text
 
 
 def fmt(value: Any, digits: int = 1) -> str:
@@ -1019,7 +1047,7 @@ def markdown(payload: dict[str, Any]) -> str:
     ]
     for t in tgts:
         unit = t.get("unit", "x")
-        measured = "not measured" if t["measured"] is None else f"{t['measured']:.2f} {unit}"
+        measured = "not measured" if t["measured"] is None else f"{shown(t['measured'], t['required'])} {unit}"
         note = f" ({t['note']})" if t.get("note") else ""
         lines.append(f"| {t['target']}{note} | {t['required']:g} {unit} | {measured} | {'yes' if t['met'] else 'NO'} |")
     lines += [
