@@ -1,13 +1,13 @@
 """Two settings of the same code side by side: GRPO steps (or math batches) on two stacks at once.
 
     python -m loadtests.bench_settings --a RLJUDGE_MATH_CHUNK_ITEMS=16 --b RLJUDGE_MATH_CHUNK_ITEMS=32
-        [--steps 60] [--workload grpo|math64|math1024]
+        [--steps 60] [--workload grpo|math64|math1024] [--workers 2] [--report bench_settings]
 
-Each side is a stack of 2 workers started with its environment variables; the sides take turns step
+Each side is a stack of ``--workers`` workers (2) started with its environment variables; the sides take turns step
 by step on the same batches (noise on this shared machine hits both alike), each with one client
 kept across its steps, as a trainer keeps it. GRPO steps are new prompts each, with an empty verdict
 cache. Reports each side's mean, median and slowest step and the ratio of the means. Writes
-loadtests/results/bench_settings.{json,md}.
+loadtests/results/bench_settings.{json,md} (``--report``: another name, to keep several).
 """
 
 from __future__ import annotations
@@ -66,10 +66,12 @@ def main() -> None:
     parser.add_argument("--b", nargs="*", default=[], metavar="NAME=VALUE", help="side B's environment")
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--workload", default="grpo", choices=["grpo", "math64", "math1024"])
+    parser.add_argument("--workers", type=int, default=bench.WORKERS, help="workers of each side's stack")
+    parser.add_argument("--report", default="bench_settings", help="report name in loadtests/results/")
     args = parser.parse_args()
     sides = {"A": parse_env(args.a), "B": parse_env(args.b)}
     with contextlib.ExitStack() as stack:
-        stacks = [stack.enter_context(running_stack(workers=bench.WORKERS, **env)) for env in sides.values()]
+        stacks = [stack.enter_context(running_stack(workers=args.workers, **env)) for env in sides.values()]
         seconds = asyncio.run(run(stacks, args.workload, args.steps))
     summary = {
         name: {
@@ -94,10 +96,10 @@ def main() -> None:
     ]
     table.append(["B / A", "mean", f"{ratio:.3f}", "", ""])
     write_report(
-        "bench_settings",
-        {"workload": args.workload, "steps": args.steps, "workers": bench.WORKERS, "sides": summary, "b_over_a": ratio},
+        args.report,
+        {"workload": args.workload, "steps": args.steps, "workers": args.workers, "sides": summary, "b_over_a": ratio},
         table,
-        ["side", "environment", f"mean ms a {args.workload} step", "median ms", "slowest ms"],
+        ["side", "environment", f"mean ms a {args.workload} step, {args.workers} workers", "median ms", "slowest ms"],
     )
 
 
