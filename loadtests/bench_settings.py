@@ -3,11 +3,12 @@
     python -m loadtests.bench_settings --a RLJUDGE_MATH_CHUNK_ITEMS=16 --b RLJUDGE_MATH_CHUNK_ITEMS=32
         [--steps 60] [--workload grpo|math64|math1024] [--workers 2] [--report bench_settings]
 
-Each side is a stack of ``--workers`` workers (2) started with its environment variables; the sides take turns step
-by step on the same batches (noise on this shared machine hits both alike), each with one client
-kept across its steps, as a trainer keeps it. GRPO steps are new prompts each, with an empty verdict
-cache. Reports each side's mean, median and slowest step and the ratio of the means. Writes
-loadtests/results/bench_settings.{json,md} (``--report``: another name, to keep several).
+Each side is a stack of ``--workers`` workers (2) started with its environment variables; the
+sides take turns step by step on the same batches (noise on this shared machine hits both alike),
+each with one client kept across its steps, as a trainer keeps it. GRPO steps are new prompts
+each, with an empty verdict cache. Reports each side's mean, median and slowest step and the ratio
+of the means. Writes loadtests/results/bench_settings.{json,md} (``--report``: another name, to
+keep several).
 """
 
 from __future__ import annotations
