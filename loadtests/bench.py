@@ -263,16 +263,25 @@ async def service_batches(url: str, batches: list[list[dict[str, Any]]], m: Meas
     return results
 
 
+#: One-item batches sent before the timed ones (connections, pools, first-use costs).
+WARM_UP_REQUESTS = 20
+
+
+def new_answer(i: int) -> dict[str, Any]:
+    """The ``i``-th one-item batch's item: a new response each time (no verdict-cache hit), whose
+    judged text is ``\\boxed{i}`` against the gold ``i``."""
+    return {"kind": "math", "response": f"so \\boxed{{{i}}} % {os.urandom(8).hex()}", "gold": str(i)}
+
+
 async def one_item_latency(url: str, requests: int) -> Measure:
     m = Measure()
     async with JudgeClient(url) as client:
-        for i in range(requests + 20):
-            if i == 20:
+        for i in range(requests + WARM_UP_REQUESTS):
+            if i == WARM_UP_REQUESTS:
                 m.__enter__()
-            item = {"kind": "math", "response": f"so \\boxed{{{i}}} % {os.urandom(8).hex()}", "gold": str(i)}
             started = time.perf_counter()
-            result = (await client.judge([item]))[0]
-            if i >= 20:  # warm-up excluded
+            result = (await client.judge([new_answer(i)]))[0]
+            if i >= WARM_UP_REQUESTS:
                 m.samples.append(time.perf_counter() - started)
             assert result.status == "scored", result
     m.__exit__()

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import statistics
 import subprocess
 import tempfile
@@ -124,12 +123,11 @@ async def side_by_side(stacks: list[Any], requests: int, steps: int) -> dict[str
     try:
         for client in single + grpo:
             await client.judge(bench.math_items(64, offset=400), deadline_s=3600)
-        for i in range(requests + 20):
+        for i in range(requests + bench.WARM_UP_REQUESTS):
             for side in bench.turns(i, 2):
-                item = {"kind": "math", "response": f"so \\boxed{{{i}}} % {os.urandom(8).hex()}", "gold": str(i)}
                 started = time.perf_counter()
-                result = (await single[side].judge([item]))[0]
-                if i >= 20:  # warm-up excluded
+                result = (await single[side].judge([bench.new_answer(i)]))[0]
+                if i >= bench.WARM_UP_REQUESTS:
                     out["1-item"][side].append((time.perf_counter() - started) * 1000)
                 assert result.status == "scored", result
         for step in range(steps):

@@ -108,9 +108,9 @@ def main() -> None:
 
     stack = Stack(workers=0)
     url = stack.start_redis()
+    loop = asyncio.new_event_loop()
     try:
         sync = Redis.from_url(url)
-        loop = asyncio.new_event_loop()
         service = batches.BatchService(AsyncRedis.from_url(url), sync, Notifier(AsyncRedis.from_url(url)), Settings())
         batch = queued_entries([client._prepare(item, i) for i, item in enumerate(math_items(1024))])
         meta = {"total": len(batch), "ids": orjson.dumps([e["id"] for e in batch])}
@@ -145,6 +145,7 @@ def main() -> None:
                     samples[name][0 if fn is now else 1].append(timed(fn))
                     sync.flushdb()  # untimed: each batch queued into an empty Redis
     finally:
+        loop.close()
         stack.stop()
 
     rows = []
