@@ -2,6 +2,7 @@
 
     python -m loadtests.bench_ab [--ref HEAD] [--rounds 2]
     python -m loadtests.bench_ab --side-by-side [--ref HEAD] [--requests 400] [--steps 40]
+        [--env NAME=VALUE ...] [--report bench_ab_side_by_side]
 
 The revision's ``service/``, ``workers/`` and ``sandbox/`` are extracted to a temporary folder and
 put first on the stack's ``PYTHONPATH`` (as ``rljudge_service`` etc.), so both run in this
@@ -11,7 +12,10 @@ median of the rounds. Writes loadtests/results/bench_ab.{json,md}.
 ``--side-by-side`` runs both stacks at once instead and alternates request by request: one-item
 math batches (each a new answer) and GRPO steps (new prompts each, an empty verdict cache), each
 side first in every other turn. Finer than whole rounds, whose minutes apart the machine's speed
-drifts by 10-20%. Writes loadtests/results/bench_ab_side_by_side.{json,md}.
+drifts by 10-20%. ``--env`` starts both stacks with these settings too (e.g. the GRPO target's
+baseline: ``RLJUDGE_CACHE_ENABLED=false RLJUDGE_DEDUP_ENABLED=false``); ``--requests 0`` runs the
+GRPO steps only. Writes loadtests/results/bench_ab_side_by_side.{json,md} (``--report``: another
+name, to keep several).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 from rljudge import JudgeClient
 
 from . import bench
+from .bench_settings import parse_env
 from .common import RESULTS, ROOT, machine, running_stack, write_report
 
 PACKAGES = {"rljudge_service": "service", "rljudge_workers": "workers", "rljudge_sandbox": "sandbox"}
@@ -123,7 +128,7 @@ async def side_by_side(stacks: list[Any], requests: int, steps: int) -> dict[str
     try:
         for client in single + grpo:
             await client.judge(bench.math_items(64, offset=400), deadline_s=3600)
-        for i in range(requests + bench.WARM_UP_REQUESTS):
+        for i in range(requests + bench.WARM_UP_REQUESTS if requests else 0):
             for side in bench.turns(i, 2):
                 started = time.perf_counter()
                 result = (await single[side].judge([bench.new_answer(i)]))[0]
@@ -143,23 +148,25 @@ async def side_by_side(stacks: list[Any], requests: int, steps: int) -> dict[str
     return out
 
 
-def main_side_by_side(ref: str, requests: int, steps: int) -> None:
+def main_side_by_side(ref: str, requests: int, steps: int, env: dict[str, str], report: str) -> None:
     with tempfile.TemporaryDirectory(prefix="rljudge-ab-") as tmp, contextlib.ExitStack() as running:
         before_path = extract(ref, Path(tmp))
         stacks = [
-            running.enter_context(running_stack(workers=bench.WORKERS, PYTHONPATH=str(before_path))),
-            running.enter_context(running_stack(workers=bench.WORKERS)),
+            running.enter_context(running_stack(workers=bench.WORKERS, **env, PYTHONPATH=str(before_path))),
+            running.enter_context(running_stack(workers=bench.WORKERS, **env)),
         ]
         samples = asyncio.run(side_by_side(stacks, requests, steps))
     table, rows = [], []
     for workload, (before, after) in samples.items():
+        if not before:  # none asked for (--requests 0)
+            continue
         for stat, pick in (("p50", statistics.median), ("mean", statistics.fmean)):
             b, a = pick(before), pick(after)
             rows.append({"measure": f"{workload} {stat} ms", "before": b, "after": a, "after_over_before": a / b})
             table.append([f"{workload} {stat} ms", f"{b:.2f}", f"{a:.2f}", f"{a / b:.3f}"])
     write_report(
-        "bench_ab_side_by_side",
-        {"ref": ref, "requests": requests, "steps": steps, "rows": rows, "samples_ms": samples},
+        report,
+        {"ref": ref, "env": env, "requests": requests, "steps": steps, "rows": rows, "samples_ms": samples},
         table,
         ["measure", f"before ({ref})", "after (working tree)", "after / before"],
     )
@@ -172,9 +179,13 @@ def main() -> None:
     parser.add_argument("--side-by-side", action="store_true", help="both stacks at once, alternating requests")
     parser.add_argument("--requests", type=int, default=400, help="one-item batches a side (--side-by-side)")
     parser.add_argument("--steps", type=int, default=40, help="GRPO steps a side (--side-by-side)")
+    parser.add_argument(
+        "--env", nargs="*", default=[], metavar="NAME=VALUE", help="both stacks' settings (--side-by-side)"
+    )
+    parser.add_argument("--report", default="bench_ab_side_by_side", help="report name in loadtests/results/")
     args = parser.parse_args()
     if args.side_by_side:
-        main_side_by_side(args.ref, args.requests, args.steps)
+        main_side_by_side(args.ref, args.requests, args.steps, parse_env(args.env), args.report)
         return
     runs: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
     with tempfile.TemporaryDirectory(prefix="rljudge-ab-") as tmp:

@@ -219,3 +219,99 @@ def test_judge_processes_start_with_the_number_memo() -> None:
     finally:
         math_judge.memoise_number_parsing(False)
     assert not hasattr(_Latex2Sympy.parse_number, "memo")
+
+
+@pytest.fixture
+def regex_cache() -> Iterator[None]:
+    """The extraction-pattern cache installed afresh (empty); math-verify's own put back afterwards."""
+    math_judge.cache_extraction_regexes(False)
+    assert math_judge.cache_extraction_regexes(True)
+    yield
+    math_judge.cache_extraction_regexes(False)
+
+
+def _patterns(built: list[tuple[re.Pattern[str], int]]) -> list[tuple[str, int, int]]:
+    return [(pattern.pattern, pattern.flags, priority) for pattern, priority in built]
+
+
+@pytest.mark.usefixtures("regex_cache")
+def test_the_extraction_patterns_are_built_once_a_configuration() -> None:
+    """``verify_answer`` alternates two LaTeX configurations (the gold's and the answer's): with the
+    cache each one's patterns are built once, and they are what math-verify's own builder makes."""
+    from math_verify import LatexExtractionConfig
+    from math_verify import parser as mv_parser
+
+    assert mv_parser.lazy_latex_regex.cache_info().maxsize == math_judge.REGEX_CACHE_SIZE
+    for answer, gold in WARM_UP[:10]:
+        verify_answer(f"\\boxed{{{answer}}}", f"\\boxed{{{gold}}}")
+    info = mv_parser.lazy_latex_regex.cache_info()
+    assert (info.misses, info.currsize) == (2, 2)
+    assert info.hits >= 18
+    build = mv_parser.lazy_latex_regex.original.__wrapped__
+    for config in (LatexExtractionConfig(), LatexExtractionConfig(boxed_match_priority=0)):
+        assert _patterns(mv_parser.lazy_latex_regex(config)) == _patterns(build(config))
+
+
+def test_math_verify_alone_rebuilds_the_patterns_at_every_other_parse() -> None:
+    """Why the cache exists: math-verify's own keeps one configuration's patterns, so the gold's and
+    the answer's parses evict each other (if a release keeps more, the cache can go)."""
+    from math_verify import parser as mv_parser
+
+    math_judge.cache_extraction_regexes(False)
+    mv_parser.lazy_latex_regex.cache_clear()
+    for answer, gold in WARM_UP[:10]:
+        verify_answer(f"\\boxed{{{answer}}}", f"\\boxed{{{gold}}}")
+    assert mv_parser.lazy_latex_regex.cache_info().misses >= 19
+
+
+def test_the_kept_patterns_change_no_verdict() -> None:
+    """The labelled rollouts and the warm-up pairs judged with math-verify's own pattern cache and
+    then with rljudge's (math-verify's parse cache emptied before each pass): the same verdicts."""
+    rows = [json.loads(line) for line in (DATA / "math" / "qwen25math_labelled_subset.jsonl").open()]
+    pairs = [(answer_source(resp, True), gold_source(row["gt"])) for row in rows for resp in row["responses"]]
+    pairs += [(f"\\boxed{{{answer}}}", f"\\boxed{{{gold}}}") for answer, gold in WARM_UP]
+
+    def verdicts() -> list[str]:
+        parse_latex_cached.cache_clear()
+        return [judgement.get("verdict", judgement.get("error", "")) for judgement, _ms in verify_many(pairs)]
+
+    try:
+        math_judge.cache_extraction_regexes(False)
+        as_it_comes = verdicts()
+        assert math_judge.cache_extraction_regexes(True)
+        kept = verdicts()
+    finally:
+        math_judge.cache_extraction_regexes(False)
+    assert kept == as_it_comes
+    assert {"correct", "wrong_answer"} <= set(kept)
+
+
+def test_judge_processes_start_with_the_extraction_patterns_kept() -> None:
+    """What the worker runs before forking (``rljudge_workers.main.preload``) installs the cache."""
+    from math_verify import parser as mv_parser
+
+    math_judge.cache_extraction_regexes(False)
+    try:
+        math_judge.preload()
+        assert mv_parser.lazy_latex_regex.cache_info().maxsize == math_judge.REGEX_CACHE_SIZE
+    finally:
+        math_judge.cache_extraction_regexes(False)
+        math_judge.memoise_number_parsing(False)
+    assert mv_parser.lazy_latex_regex.cache_info().maxsize == 1
+
+
+def test_without_the_builder_judging_goes_on_as_before(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A math-verify release without a cached ``lazy_latex_regex`` (faked: a real one cannot be
+    installed for a test): no cache, a warning, and judging still works."""
+    from math_verify import parser as mv_parser
+
+    math_judge.cache_extraction_regexes(False)
+    uncached = mv_parser.lazy_latex_regex.__wrapped__
+    monkeypatch.setattr(mv_parser, "lazy_latex_regex", uncached)
+    with caplog.at_level("WARNING", logger="rljudge.workers.math_judge"):
+        assert not math_judge.cache_extraction_regexes(True)
+    assert "lazy_latex_regex" in caplog.text
+    assert mv_parser.lazy_latex_regex is uncached
+    assert verify_answer("\\boxed{0.5}", "\\boxed{\\frac{1}{2}}")["verdict"] == "correct"
