@@ -188,23 +188,25 @@ def test_the_number_memo_returns_what_latex2sympy_builds(number_memo: dict[tuple
     assert (long_token, True) not in number_memo  # long tokens are not kept
 
 
+def labelled_verdicts() -> list[str]:
+    """The verdicts of the labelled rollouts and the warm-up pairs, math-verify's own parse cache
+    emptied first (so that a pass parses everything itself)."""
+    rows = [json.loads(line) for line in (DATA / "math" / "qwen25math_labelled_subset.jsonl").open()]
+    pairs = [(answer_source(resp, True), gold_source(row["gt"])) for row in rows for resp in row["responses"]]
+    pairs += [(f"\\boxed{{{answer}}}", f"\\boxed{{{gold}}}") for answer, gold in WARM_UP]
+    parse_latex_cached.cache_clear()
+    return [judgement.get("verdict", judgement.get("error", "")) for judgement, _ms in verify_many(pairs)]
+
+
 @pytest.mark.usefixtures("number_memo")
 def test_the_number_memo_changes_no_verdict() -> None:
     """The labelled rollouts and the warm-up pairs, judged with latex2sympy's own number parsing and
     then with the memo (math-verify's own parse cache emptied before each pass): the same verdicts."""
-    rows = [json.loads(line) for line in (DATA / "math" / "qwen25math_labelled_subset.jsonl").open()]
-    pairs = [(answer_source(resp, True), gold_source(row["gt"])) for row in rows for resp in row["responses"]]
-    pairs += [(f"\\boxed{{{answer}}}", f"\\boxed{{{gold}}}") for answer, gold in WARM_UP]
-
-    def verdicts() -> list[str]:
-        parse_latex_cached.cache_clear()
-        return [judgement.get("verdict", judgement.get("error", "")) for judgement, _ms in verify_many(pairs)]
-
     math_judge.memoise_number_parsing(False)
-    as_it_comes = verdicts()
+    as_it_comes = labelled_verdicts()
     math_judge.memoise_number_parsing(True)
     number_memo = _Latex2Sympy.parse_number.memo
-    memoised = verdicts()
+    memoised = labelled_verdicts()
     assert memoised == as_it_comes
     assert len(number_memo) >= 20  # the pass went through the memo
     assert {"correct", "wrong_answer"} <= set(memoised)
@@ -267,19 +269,11 @@ def test_math_verify_alone_rebuilds_the_patterns_at_every_other_parse() -> None:
 def test_the_kept_patterns_change_no_verdict() -> None:
     """The labelled rollouts and the warm-up pairs judged with math-verify's own pattern cache and
     then with rljudge's (math-verify's parse cache emptied before each pass): the same verdicts."""
-    rows = [json.loads(line) for line in (DATA / "math" / "qwen25math_labelled_subset.jsonl").open()]
-    pairs = [(answer_source(resp, True), gold_source(row["gt"])) for row in rows for resp in row["responses"]]
-    pairs += [(f"\\boxed{{{answer}}}", f"\\boxed{{{gold}}}") for answer, gold in WARM_UP]
-
-    def verdicts() -> list[str]:
-        parse_latex_cached.cache_clear()
-        return [judgement.get("verdict", judgement.get("error", "")) for judgement, _ms in verify_many(pairs)]
-
     try:
         math_judge.cache_extraction_regexes(False)
-        as_it_comes = verdicts()
+        as_it_comes = labelled_verdicts()
         assert math_judge.cache_extraction_regexes(True)
-        kept = verdicts()
+        kept = labelled_verdicts()
     finally:
         math_judge.cache_extraction_regexes(False)
     assert kept == as_it_comes
