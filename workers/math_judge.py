@@ -92,16 +92,16 @@ REGEX_CACHE_SIZE = 8
 
 def cache_extraction_regexes(enabled: bool = True) -> bool:
     """Keep the LaTeX extraction patterns of several configurations, per process, instead of one
-    (``enabled=False`` puts math-verify's own cache back). math-verify builds them (hundreds of
-    lines of pattern formatting, then ``re.compile`` of each through re's own cache) in
-    ``parser.lazy_latex_regex``, which remembers the last configuration only (``lru_cache(maxsize=1)``).
-    ``verify_answer`` parses the gold with the default configuration and the answer with boxed
-    answers first, so every parse rebuilt the patterns the previous one had replaced: 0.05 ms a
-    parse, 12-15% of the time of a 1,024-item batch judged item by item (``python -m
-    loadtests.bench_memos --memo regexes``). The patterns depend on the configuration alone (a
-    frozen dataclass, the cache's key) and are never modified. Returns whether the cache is
-    installed (False, with a warning, when math-verify no longer has that function: judging is then
-    as before)."""
+    (``enabled=False`` puts math-verify's own cache back). math-verify builds them in
+    ``parser.lazy_latex_regex`` (it assembles seven long patterns from many alternatives, then
+    compiles each through re's own cache), which remembers the last configuration only
+    (``lru_cache(maxsize=1)``). ``verify_answer`` parses the gold with the default configuration
+    and the answer with boxed answers first, so every parse rebuilt the patterns the previous one
+    had replaced: about 0.05 ms a parse, a quarter of the CPU of judging a batch item by item, a
+    seventh of judging a GRPO step's distinct inputs (``python -m loadtests.bench_memos --memo
+    regexes``). The patterns depend on the configuration alone (a frozen dataclass, the cache's
+    key) and are never modified. Returns whether the cache is installed (False, with a warning,
+    when math-verify no longer has that function: judging is then as before)."""
     import functools
 
     from math_verify import parser
