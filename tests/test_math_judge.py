@@ -12,6 +12,8 @@ import sympy
 from hypothesis import given
 from hypothesis import strategies as st
 from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
+from math_verify import LatexExtractionConfig
+from math_verify import parser as mv_parser
 from math_verify.parser import parse_latex_cached
 
 from rljudge.extract import answer_source, last_boxed, trimmed_response
@@ -240,9 +242,6 @@ def _patterns(built: list[tuple[re.Pattern[str], int]]) -> list[tuple[str, int, 
 def test_the_extraction_patterns_are_built_once_a_configuration() -> None:
     """``verify_answer`` alternates two LaTeX configurations (the gold's and the answer's): with the
     cache each one's patterns are built once, and they are what math-verify's own builder makes."""
-    from math_verify import LatexExtractionConfig
-    from math_verify import parser as mv_parser
-
     assert mv_parser.lazy_latex_regex.cache_info().maxsize == math_judge.REGEX_CACHE_SIZE
     for answer, gold in WARM_UP[:10]:
         verify_answer(f"\\boxed{{{answer}}}", f"\\boxed{{{gold}}}")
@@ -257,8 +256,6 @@ def test_the_extraction_patterns_are_built_once_a_configuration() -> None:
 def test_math_verify_alone_rebuilds_the_patterns_at_every_other_parse() -> None:
     """Why the cache exists: math-verify's own keeps one configuration's patterns, so the gold's and
     the answer's parses evict each other (if a release keeps more, the cache can go)."""
-    from math_verify import parser as mv_parser
-
     math_judge.cache_extraction_regexes(False)
     mv_parser.lazy_latex_regex.cache_clear()
     for answer, gold in WARM_UP[:10]:
@@ -282,8 +279,6 @@ def test_the_kept_patterns_change_no_verdict() -> None:
 
 def test_judge_processes_start_with_the_extraction_patterns_kept() -> None:
     """What the worker runs before forking (``rljudge_workers.main.preload``) installs the cache."""
-    from math_verify import parser as mv_parser
-
     math_judge.cache_extraction_regexes(False)
     try:
         math_judge.preload()
@@ -299,8 +294,6 @@ def test_without_the_builder_judging_goes_on_as_before(
 ) -> None:
     """A math-verify release without a cached ``lazy_latex_regex`` (faked: a real one cannot be
     installed for a test): no cache, a warning, and judging still works."""
-    from math_verify import parser as mv_parser
-
     math_judge.cache_extraction_regexes(False)
     uncached = mv_parser.lazy_latex_regex.__wrapped__
     monkeypatch.setattr(mv_parser, "lazy_latex_regex", uncached)
