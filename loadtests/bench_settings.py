@@ -1,14 +1,18 @@
 """Two settings of the same code side by side: GRPO steps (or math batches) on two stacks at once.
 
     python -m loadtests.bench_settings --a RLJUDGE_MATH_CHUNK_ITEMS=16 --b RLJUDGE_MATH_CHUNK_ITEMS=32
-        [--steps 60] [--workload grpo|math64|math1024] [--workers 2] [--report bench_settings]
+        [--steps 60] [--workload grpo|math64|math1024] [--workers 2] [--scaling] [--report bench_settings]
 
 Each side is a stack of ``--workers`` workers (2) started with its environment variables; the
-sides take turns step by step on the same batches (noise on this shared machine hits both alike),
-each with one client kept across its steps, as a trainer keeps it. GRPO steps are new prompts
-each, with an empty verdict cache. Reports each side's mean, median and slowest step and the ratio
-of the means. Writes loadtests/results/bench_settings.{json,md} (``--report``: another name, to
-keep several).
+sides take turns step by step on the same batches (noise on this shared machine hits both alike;
+the order is reversed every other step), each with one client kept across its steps, as a trainer
+keeps it. GRPO steps are new prompts each, with an empty verdict cache. Reports each side's mean,
+median and slowest step and the ratio of the means. Writes loadtests/results/bench_settings.{json,md}
+(``--report``: another name, to keep several).
+
+With ``--scaling`` each side also runs a 1-worker stack, and all four stacks take turns: the report
+adds each side's ``--workers``-vs-1 ratio (the mean step on 1 worker over the mean on
+``--workers``), the ratio that ``make bench``'s worker-scaling target reads, for two settings at once.
 """
 
 from __future__ import annotations
@@ -41,6 +45,17 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
+def scaling(one_worker_s: list[float], workers_s: list[float]) -> dict[str, Any]:
+    """A side's scaling from its steps' seconds on 1 worker and on ``--workers`` (the same steps,
+    taken in turns): the ratio of the mean steps, and the median of each step's own ratio."""
+    return {
+        "mean_ms": statistics.fmean(one_worker_s) * 1000,
+        "steps_ms": [round(x * 1000, 2) for x in one_worker_s],
+        "scaling": statistics.fmean(one_worker_s) / statistics.fmean(workers_s),
+        "scaling_step_median": statistics.median(o / m for o, m in zip(one_worker_s, workers_s, strict=True)),
+    }
+
+
 async def run(stacks: list[Any], workload: str, steps: int) -> list[list[float]]:
     seconds: list[list[float]] = [[] for _ in stacks]
     clients = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
@@ -49,7 +64,8 @@ async def run(stacks: list[Any], workload: str, steps: int) -> list[list[float]]
             await client.judge(bench.math_items(64, offset=400), deadline_s=3600)
         for step in range(steps):
             items = batch(workload, step)
-            for side, (client, stack) in enumerate(zip(clients, stacks, strict=True)):
+            order = list(enumerate(zip(clients, stacks, strict=True)))
+            for side, (client, stack) in order if step % 2 == 0 else order[::-1]:
                 bench.flush_cache(stack.redis_url or "")
                 with bench.Measure() as m:
                     results = await client.judge(items, deadline_s=3600)
@@ -68,12 +84,18 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--workload", default="grpo", choices=["grpo", "math64", "math1024"])
     parser.add_argument("--workers", type=int, default=bench.WORKERS, help="workers of each side's stack")
+    parser.add_argument(
+        "--scaling", action="store_true", help="each side on a 1-worker stack as well: its --workers-vs-1 ratio"
+    )
     parser.add_argument("--report", default="bench_settings", help="report name in loadtests/results/")
     args = parser.parse_args()
     sides = {"A": parse_env(args.a), "B": parse_env(args.b)}
+    counts = [args.workers, 1] if args.scaling else [args.workers]
     with contextlib.ExitStack() as stack:
-        stacks = [stack.enter_context(running_stack(workers=args.workers, **env)) for env in sides.values()]
+        stacks = [stack.enter_context(running_stack(workers=n, **env)) for env in sides.values() for n in counts]
         seconds = asyncio.run(run(stacks, args.workload, args.steps))
+    one_worker = dict(zip(sides, seconds[1 :: len(counts)], strict=True)) if args.scaling else {}
+    seconds = seconds[:: len(counts)]
     summary = {
         name: {
             "env": env,
@@ -84,6 +106,8 @@ def main() -> None:
         }
         for (name, env), s in zip(sides.items(), seconds, strict=True)
     }
+    for name, one in one_worker.items():
+        summary[name]["one_worker"] = scaling(one, seconds[list(sides).index(name)])
     ratio = summary["B"]["mean_ms"] / summary["A"]["mean_ms"]
     table = [
         [
@@ -96,11 +120,31 @@ def main() -> None:
         for name, row in summary.items()
     ]
     table.append(["B / A", "mean", f"{ratio:.3f}", "", ""])
+    header = [
+        "side",
+        "environment",
+        f"mean ms a {args.workload} step, {args.workers} workers",
+        "median ms",
+        "slowest ms",
+    ]
+    if args.scaling:
+        for row, name in zip(table, sides, strict=False):
+            one = summary[name]["one_worker"]
+            row += [f"{one['mean_ms']:.1f}", f"{one['scaling']:.3f}", f"{one['scaling_step_median']:.3f}"]
+        table[-1] += ["", "", ""]
+        header += ["mean ms on 1 worker", f"{args.workers} vs 1 worker", "step by step, median"]
     write_report(
         args.report,
-        {"workload": args.workload, "steps": args.steps, "workers": args.workers, "sides": summary, "b_over_a": ratio},
+        {
+            "workload": args.workload,
+            "steps": args.steps,
+            "workers": args.workers,
+            "scaling": args.scaling,
+            "sides": summary,
+            "b_over_a": ratio,
+        },
         table,
-        ["side", "environment", f"mean ms a {args.workload} step, {args.workers} workers", "median ms", "slowest ms"],
+        header,
     )
 
 

@@ -1,5 +1,6 @@
-"""The benchmark's own bookkeeping (``loadtests/bench.py``): the order in which configurations take
-turns, and how a measured value is printed next to its target."""
+"""The benchmarks' own bookkeeping (``loadtests/bench.py``, ``loadtests/bench_settings.py``): the
+order in which configurations take turns, how a measured value is printed next to its target, and
+how a setting's worker scaling is computed."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections import Counter
 import pytest
 
 from loadtests.bench import shown, turns
+from loadtests.bench_settings import scaling
 
 
 @pytest.mark.parametrize("sides", [1, 2, 3])
@@ -35,3 +37,15 @@ def test_a_value_just_short_of_its_target_never_prints_as_the_target() -> None:
     assert shown(1.7003, 1.7) == "1.7003"
     assert shown(1.7, 1.7) == "1.70"
     assert shown(9.8, 10.0) == "9.80"
+
+
+def test_scaling_is_the_ratio_of_mean_steps_and_the_median_of_each_steps_ratio() -> None:
+    """``bench_settings --scaling``: 1-worker steps of 0.6, 0.9, 0.6 s against 0.3, 0.6, 0.4 s on 2
+    workers scale 2.1 / 1.3 in the means, while the steps' own ratios are 2, 1.5 and 1.5."""
+    out = scaling([0.6, 0.9, 0.6], [0.3, 0.6, 0.4])
+    assert out["scaling"] == pytest.approx(2.1 / 1.3)
+    assert out["scaling_step_median"] == pytest.approx(1.5)
+    assert out["mean_ms"] == pytest.approx(700.0)
+    assert out["steps_ms"] == [600.0, 900.0, 600.0]
+    with pytest.raises(ValueError):  # steps that were not taken in turns (counts differ)
+        scaling([0.6], [0.3, 0.4])
