@@ -5,12 +5,12 @@
 
 Each side is a stack of ``--workers`` workers (2) started with its environment variables; the
 sides take turns step by step on the same batches (noise on this shared machine hits both alike;
-the order is reversed every other step), each with one client kept across its steps, as a trainer
-keeps it. GRPO steps are new prompts each, with an empty verdict cache. Reports each side's mean,
-median and slowest step and the ratio of the means. Writes loadtests/results/bench_settings.{json,md}
-(``--report``: another name, to keep several).
+in ``bench.turns``' order, each side first in every other step), each with one client kept across
+its steps, as a trainer keeps it. GRPO steps are new prompts each, with an empty verdict cache.
+Reports each side's mean, median and slowest step and the ratio of the means. Writes
+loadtests/results/bench_settings.{json,md} (``--report``: another name, to keep several).
 
-With ``--scaling`` each side also runs a 1-worker stack, and all four stacks take turns: the report
+With ``--scaling`` each side also runs a 1-worker stack, next to its own in every turn: the report
 adds each side's ``--workers``-vs-1 ratio (the mean step on 1 worker over the mean on
 ``--workers``), the ratio that ``make bench``'s worker-scaling target reads, for two settings at once.
 """
@@ -56,7 +56,10 @@ def scaling(one_worker_s: list[float], workers_s: list[float]) -> dict[str, Any]
     }
 
 
-async def run(stacks: list[Any], workload: str, steps: int) -> list[list[float]]:
+async def run(stacks: list[Any], workload: str, steps: int, group: int = 1) -> list[list[float]]:
+    """Each stack's seconds a step. ``stacks`` come in groups of ``group`` (a side's stacks, one per
+    worker count): the groups take turns in ``bench.turns``' order, and so do the stacks within
+    each group, so that a side's stacks always run next to each other."""
     seconds: list[list[float]] = [[] for _ in stacks]
     clients = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
     try:
@@ -64,8 +67,9 @@ async def run(stacks: list[Any], workload: str, steps: int) -> list[list[float]]
             await client.judge(bench.math_items(64, offset=400), deadline_s=3600)
         for step in range(steps):
             items = batch(workload, step)
-            order = list(enumerate(zip(clients, stacks, strict=True)))
-            for side, (client, stack) in order if step % 2 == 0 else order[::-1]:
+            order = [g * group + k for g in bench.turns(step, len(stacks) // group) for k in bench.turns(step, group)]
+            for side in order:
+                client, stack = clients[side], stacks[side]
                 bench.flush_cache(stack.redis_url or "")
                 with bench.Measure() as m:
                     results = await client.judge(items, deadline_s=3600)
@@ -93,7 +97,7 @@ def main() -> None:
     counts = [args.workers, 1] if args.scaling else [args.workers]
     with contextlib.ExitStack() as stack:
         stacks = [stack.enter_context(running_stack(workers=n, **env)) for env in sides.values() for n in counts]
-        seconds = asyncio.run(run(stacks, args.workload, args.steps))
+        seconds = asyncio.run(run(stacks, args.workload, args.steps, group=len(counts)))
     one_worker = dict(zip(sides, seconds[1 :: len(counts)], strict=True)) if args.scaling else {}
     seconds = seconds[:: len(counts)]
     summary = {

@@ -8,6 +8,7 @@ main thread and some inputs, such as power towers, never finish).
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -102,8 +103,6 @@ def cache_extraction_regexes(enabled: bool = True) -> bool:
     regexes``). The patterns depend on the configuration alone (a frozen dataclass, the cache's
     key) and are never modified. Returns whether the cache is installed (False, with a warning,
     when math-verify no longer has that function: judging is then as before)."""
-    import functools
-
     from math_verify import parser
 
     current = getattr(parser, "lazy_latex_regex", None)
