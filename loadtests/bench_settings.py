@@ -45,12 +45,22 @@ def parse_env(pairs: list[str]) -> dict[str, str]:
     return env
 
 
+def step_times(seconds: list[float]) -> dict[str, Any]:
+    """A stack's steps (seconds each) in the report's terms: mean, median and slowest ms, and each step's."""
+    return {
+        "mean_ms": statistics.fmean(seconds) * 1000,
+        "median_ms": statistics.median(seconds) * 1000,
+        "slowest_ms": max(seconds) * 1000,
+        "steps_ms": [round(x * 1000, 2) for x in seconds],
+    }
+
+
 def scaling(one_worker_s: list[float], workers_s: list[float]) -> dict[str, Any]:
     """A side's scaling from its steps' seconds on 1 worker and on ``--workers`` (the same steps,
-    taken in turns): the ratio of the mean steps, and the median of each step's own ratio."""
+    taken in turns): the 1-worker steps' times, the ratio of the mean steps, and the median of each
+    step's own ratio."""
     return {
-        "mean_ms": statistics.fmean(one_worker_s) * 1000,
-        "steps_ms": [round(x * 1000, 2) for x in one_worker_s],
+        **step_times(one_worker_s),
         "scaling": statistics.fmean(one_worker_s) / statistics.fmean(workers_s),
         "scaling_step_median": statistics.median(o / m for o, m in zip(one_worker_s, workers_s, strict=True)),
     }
@@ -98,20 +108,11 @@ def main() -> None:
     with contextlib.ExitStack() as stack:
         stacks = [stack.enter_context(running_stack(workers=n, **env)) for env in sides.values() for n in counts]
         seconds = asyncio.run(run(stacks, args.workload, args.steps, group=len(counts)))
-    one_worker = dict(zip(sides, seconds[1 :: len(counts)], strict=True)) if args.scaling else {}
-    seconds = seconds[:: len(counts)]
-    summary = {
-        name: {
-            "env": env,
-            "mean_ms": statistics.fmean(s) * 1000,
-            "median_ms": statistics.median(s) * 1000,
-            "slowest_ms": max(s) * 1000,
-            "steps_ms": [round(x * 1000, 2) for x in s],
-        }
-        for (name, env), s in zip(sides.items(), seconds, strict=True)
-    }
-    for name, one in one_worker.items():
-        summary[name]["one_worker"] = scaling(one, seconds[list(sides).index(name)])
+    own, one_worker = seconds[:: len(counts)], seconds[1 :: len(counts)]
+    summary = {name: {"env": env, **step_times(s)} for (name, env), s in zip(sides.items(), own, strict=True)}
+    if args.scaling:
+        for name, one, s in zip(sides, one_worker, own, strict=True):
+            summary[name]["one_worker"] = scaling(one, s)
     ratio = summary["B"]["mean_ms"] / summary["A"]["mean_ms"]
     table = [
         [
