@@ -15,7 +15,7 @@ import contextlib
 import hashlib
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -60,6 +60,21 @@ class Batch:
     total: int
     deadline: float
     created: bool = True
+
+
+@dataclass
+class Validated:
+    """A submission's items, checked (``validated_entries``): each item's id, the valid ones as
+    queued entries by kind, why each invalid one was rejected, how many valid math items there were
+    (before grouping made their copies ride along); the math entries' judged inputs to
+    look up in the verdict cache (``(entry, key)``) and, once read, the cache's values for them."""
+
+    ids: list[str]
+    valid: dict[str, list[dict[str, Any]]]
+    rejected: dict[int, str]
+    math_items: int
+    lookups: list[tuple[dict[str, Any], str]]
+    cached: list[bytes | None] = field(default_factory=list)
 
 
 #: The fields of a batch's meta hash that identify a stored batch (see ``_stored``).
@@ -197,8 +212,11 @@ class BatchService:
         batch_id = uuid.uuid4().hex
         if idempotency_key is not None:
             batch_id = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+        items = self._validated(raw_items)
         # one round trip: the stored batch (a resubmission) and the claim on its key, the queue
-        # depth (backpressure) and the workers serving each queue (chunking)
+        # depth (backpressure), the workers serving each queue (chunking) and the verdict cache's
+        # entries for the batch's judged inputs (read before the claim is known: a resubmission
+        # does not use them, a new batch saves a round trip)
         pipe = self.redis.pipeline(transaction=False)
         if idempotency_key is not None:
             pipe.hmget(keys.batch_meta(batch_id), META_FIELDS)
@@ -206,7 +224,11 @@ class BatchService:
         for queue in self.queues.values():
             pipe.llen(queue.key)
             pipe.scard(WORKERS_BY_QUEUE_KEY % queue.name)
+        if items.lookups:
+            pipe.mget([keys.verdict_cache(key) for _entry, key in items.lookups])
         answers = await pipe.execute()
+        if items.lookups:
+            items.cached, answers = answers[-1], answers[:-1]
         claimed = False
         if idempotency_key is not None:
             (meta, claimed), answers = answers[:2], answers[2:]
@@ -223,7 +245,7 @@ class BatchService:
         try:
             await self._check_rate(caller, len(raw_items))
             self._check_backpressure(sum(answers[0::2]))
-            return await self._create(batch_id, request, raw_items, dict(zip(self.queues, answers[1::2], strict=True)))
+            return await self._create(batch_id, request, items, dict(zip(self.queues, answers[1::2], strict=True)))
         except BaseException:
             if claimed:  # released, so that the client's retry (same key) can create the batch
                 with contextlib.suppress(RedisError):
@@ -238,26 +260,33 @@ class BatchService:
         batch = await self.submit(request, raw_items, idempotency_key, caller)
         return await self.collect(batch, await self.wait(batch, until=batch.deadline))
 
-    async def _create(
-        self, batch_id: str, request: BatchRequest, raw_items: list[Any], workers: dict[str, int]
-    ) -> Batch:
+    def _validated(self, raw_items: list[Any]) -> Validated:
+        """The batch's items validated, math items grouped by judged input (``dedup_enabled``), and
+        the judged inputs to look up in the verdict cache (``cache_enabled``)."""
         settings = self.settings
-        deadline_s = min(request.deadline_s or settings.default_deadline_s, settings.max_deadline_s)
-        now = time.time()
         ids, valid, rejected = validated_entries(raw_items)
-        await self._reject_unknown_problems(valid["code"], rejected)
-        submitted = {kind: len(entries) for kind, entries in valid.items()}
+        math_items = len(valid["math"])
         item_keys: dict[int, str | None] = {}
         if settings.dedup_enabled or settings.cache_enabled:
             item_keys = {entry["index"]: judged_key(entry["item"]) for entry in valid["math"]}
         if settings.dedup_enabled:
             valid["math"] = group_identical_math(valid["math"], item_keys)
-        answered: list[Written] = []
+        lookups: list[tuple[dict[str, Any], str]] = []
         if settings.cache_enabled:
-            valid["math"], answered = await self._answer_cached(valid["math"], item_keys, request.reward_scheme)
+            lookups = [(entry, key) for entry in valid["math"] if (key := item_keys[entry["index"]]) is not None]
+        return Validated(ids, valid, rejected, math_items, lookups)
+
+    async def _create(self, batch_id: str, request: BatchRequest, items: Validated, workers: dict[str, int]) -> Batch:
+        settings = self.settings
+        deadline_s = min(request.deadline_s or settings.default_deadline_s, settings.max_deadline_s)
+        now = time.time()
+        ids, valid, rejected = items.ids, items.valid, items.rejected
+        await self._reject_unknown_problems(valid["code"], rejected)
+        submitted = {"math": items.math_items, "code": len(valid["code"])}
+        valid["math"], answered = self._answer_cached(valid["math"], items, request.reward_scheme)
 
         meta = {
-            "total": len(raw_items),
+            "total": len(ids),
             "deadline": now + deadline_s,
             "reward_scheme": request.reward_scheme,
             "created": now,
@@ -282,26 +311,26 @@ class BatchService:
         for kind, count in submitted.items():
             metrics.ITEMS_SUBMITTED.labels(kind).inc(count)
         metrics.ITEMS_REJECTED.inc(len(rejected))
-        return Batch(batch_id, len(raw_items), now + deadline_s)
+        return Batch(batch_id, len(ids), now + deadline_s)
 
-    async def _answer_cached(
-        self, entries: list[dict[str, Any]], item_keys: dict[int, str | None], scheme: str
+    @staticmethod
+    def _answer_cached(
+        entries: list[dict[str, Any]], items: Validated, scheme: str
     ) -> tuple[list[dict[str, Any]], list[Written]]:
-        """The entries still to be queued, and the results of those whose judged input has a usable
-        verdict in the verdict cache (with their copies'), built here as a worker would write them.
-        One MGET for the batch (its distinct inputs when grouping is on): a prompt revisited in a
-        later epoch is answered without a job, a worker or a round trip through the queue."""
-        lookups = [(entry, key) for entry in entries if (key := item_keys[entry["index"]]) is not None]
-        if not lookups:
-            return entries, []
-        values = await self.redis.mget([keys.verdict_cache(key) for _entry, key in lookups])
+        """The entries still to be queued, and the results of those whose judged input had a usable
+        verdict in the verdict cache (``items.cached``, read in ``submit``'s first round trip: one
+        MGET for the batch's distinct inputs when grouping is on), built here as a worker would
+        write them. A prompt revisited in a later epoch is answered without a job, a worker or a
+        round trip through the queue."""
         answered: list[Written] = []
         hit: set[int] = set()
-        for (entry, _key), value in zip(lookups, values, strict=True):
+        for (entry, _key), value in zip(items.lookups, items.cached, strict=True):
             judgement = cached_judgement(value)
             if judgement is not None:
                 hit.add(entry["index"])
                 answered += results_of(entry, judgement, scheme, cached=True)
+        if not hit:
+            return entries, answered
         return [entry for entry in entries if entry["index"] not in hit], answered
 
     async def _existing(self, batch_id: str) -> Batch | None:
@@ -373,6 +402,8 @@ class BatchService:
                     "enqueued": time.time(),
                     "items": entries[start : start + length],
                 }
+                if kind == "math" and settings.cache_enabled:
+                    chunk["cache_read"] = True  # the worker need not read the verdict cache again
                 chunks.append((kind, chunk))
                 start += length
         return chunks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -183,6 +184,37 @@ def test_a_worker_judges_again_what_the_cache_holds_malformed(redis: Redis) -> N
     assert (result.verdict, result.cached) == ("correct", False)
 
 
+def test_a_worker_reads_the_cache_unless_the_gateway_just_did(redis: Redis) -> None:
+    """A chunk the gateway looked up (``cache_read``) and queued less than ``FRESH_LOOKUP_S`` ago is
+    judged without reading the verdict cache again; one that waited longer, a re-run, or one the
+    gateway did not look up reads it. The cache here holds a verdict no judge would give (the
+    answer is right), so which way each chunk went shows in its result."""
+    from rljudge_service import judged
+    from rljudge_workers.jobs import FRESH_LOOKUP_S
+
+    gold = str(int(uuid.uuid4().hex[:8], 16))  # a gold no cache has seen
+    item = entry(0, f"so \\boxed{{{gold}}}", gold=gold)
+    planted = {"verdict": "wrong_answer", "detail": None, "grader": judged.MATH_GRADER}
+    now = time.time()
+    cases = [
+        ({"cache_read": True, "enqueued": now}, ("correct", False)),
+        ({"cache_read": True, "enqueued": now - FRESH_LOOKUP_S - 1}, ("wrong_answer", True)),
+        ({"cache_read": True, "enqueued": now, "attempt": 2}, ("wrong_answer", True)),
+        ({"enqueued": now}, ("wrong_answer", True)),
+    ]
+    try:
+        for extra, expected in cases:
+            # planted again each time: a chunk that judges the item stores the right verdict
+            redis.set(keys.verdict_cache(judged.math_input(item["item"])[0]), orjson.dumps(planted), ex=60)
+            batch_id = uuid.uuid4().hex
+            chunk = {"batch_id": batch_id, "deadline": 1e12, "reward_scheme": "binary", "items": [item], **extra}
+            ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused")).run()
+            result = ItemResult.model_validate_json(redis.hget(keys.batch_results(batch_id), "0") or b"")
+            assert (result.verdict, result.cached) == expected, extra
+    finally:
+        pools.shutdown()  # the judge process this test started
+
+
 async def test_large_chunks_are_stored_once_and_small_ones_travel_inline(redis_url: str) -> None:
     """The gateway's side, on a Redis database no worker reads (the queued jobs stay as queued)."""
     from redis import Redis as SyncRedis
@@ -253,6 +285,8 @@ async def test_the_gateway_answers_cached_verdicts_without_queueing(redis_url: s
             request = BatchRequest.model_validate({"items": raw, "reward_scheme": "klear"})
             batch = await service.submit(request, raw, None)
             assert [e["index"] for job in queue.get_jobs() for e in job.args[0]["items"]] == queued
+            # a worker does not read the cache again for what the gateway just looked up
+            assert [job.args[0].get("cache_read", False) for job in queue.get_jobs()] == [cache_enabled]
             stored = sync.hgetall(keys.batch_results(batch.batch_id))
             results = sorted((ItemResult.model_validate_json(v) for v in stored.values()), key=lambda r: r.index)
             if cache_enabled:

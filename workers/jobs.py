@@ -11,7 +11,8 @@ produces a second one) and announces it on the batch's pub/sub channel.
 
 Order of work: items that already have a result are skipped (re-runs); items past the deadline are
 ``unscored``; format errors and missing programs are decided without a judge; the verdict cache is
-read for the rest in one round trip; identical judged inputs inside the chunk are judged once.
+read for the rest in one round trip (not for math the gateway looked up just before: ``cache_read``);
+identical judged inputs inside the chunk are judged once.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ while i <= #ARGV do
 end
 return written
 """
+
+
+#: A chunk whose items the gateway looked up in the verdict cache at most this long before a worker
+#: took it is not looked up again (``ChunkJudge._looked_up_at_submission``).
+FRESH_LOOKUP_S = 1.0
 
 
 def load_chunk(redis: Redis, ref: dict[str, Any]) -> dict[str, Any] | None:
@@ -143,8 +149,9 @@ class ChunkJudge:
 
     def _run(self) -> dict[str, int]:
         kind = self.entries[0]["item"]["kind"] if self.entries else "math"
-        if "enqueued" in self.chunk:
-            self._observe("wait", kind, max(0.0, time.time() - float(self.chunk["enqueued"])))
+        waited = time.time() - float(self.chunk["enqueued"]) if "enqueued" in self.chunk else None
+        if waited is not None:
+            self._observe("wait", kind, max(0.0, waited))
         # a re-run (``attempt`` 2 and later) skips what an earlier run wrote; on the first run nothing
         # but the gateway's deadline can have written a result, and the deadline is checked below
         pending = self._unresolved(self.entries) if int(self.chunk.get("attempt", 1)) > 1 else self.entries
@@ -161,7 +168,9 @@ class ChunkJudge:
                 group_key = task["key"] if self.settings.dedup_enabled else f"{task['key']}:{entry['index']}"
                 tasks.setdefault(group_key, []).append((entry, task))
 
-        hits = self._cache_get(list(dict.fromkeys(group[0][1]["key"] for group in tasks.values())))
+        hits: dict[str, dict[str, Any]] = {}
+        if not self._looked_up_at_submission(waited):
+            hits = self._cache_get(list(dict.fromkeys(group[0][1]["key"] for group in tasks.values())))
         for group_key in [k for k, group in tasks.items() if group[0][1]["key"] in hits]:
             for entry, task in tasks.pop(group_key):
                 self._write(entry, hits[task["key"]], cached=True)
@@ -339,6 +348,18 @@ class ChunkJudge:
         todo = [entry for entry, group in zip(entries, indices, strict=True) if None in [next(present) for _ in group]]
         self.counts["skipped"] += len(entries) - len(todo)
         return todo
+
+    def _looked_up_at_submission(self, waited: float | None) -> bool:
+        """True when the gateway read the verdict cache for this chunk's items (``cache_read``) less
+        than ``FRESH_LOOKUP_S`` ago, on its first run: the worker's own read is skipped, a round
+        trip on the path of every small batch. A verdict another batch stored in between is missed
+        (the input is judged again); a re-run, or a chunk that waited in a queue longer, reads."""
+        return (
+            bool(self.chunk.get("cache_read"))
+            and int(self.chunk.get("attempt", 1)) == 1
+            and waited is not None
+            and waited < FRESH_LOOKUP_S
+        )
 
     def _cache_get(self, digests: list[str]) -> dict[str, dict[str, Any]]:
         if not digests or not self.settings.cache_enabled:
