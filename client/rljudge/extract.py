@@ -41,8 +41,8 @@ def think_format_error(response: str) -> str | None:
 
 def after_think(response: str) -> str:
     """The text after the last ``</think>``, or the whole response when there is none."""
-    _head, sep, tail = response.rpartition(THINK_CLOSE)
-    return tail if sep else response
+    end = response.rfind(THINK_CLOSE)  # not rpartition: no copy of the reasoning before it
+    return response[end + len(THINK_CLOSE) :] if end != -1 else response
 
 
 def last_boxed(text: str) -> str | None:
@@ -101,6 +101,6 @@ def trimmed_response(response: str, strip_think: bool) -> str:
     # the usual case, decided without judging the source again: a box with balanced braces (as
     # ``last_boxed`` returns them) and no marker or </think> inside, so ``answer_source(source)``
     # finds this same box
-    if inner is not None and THINK_CLOSE not in inner and all(marker not in inner for marker in _BOXED_MARKERS):
-        return source
+    if inner is not None and THINK_CLOSE not in inner and "\\boxed" not in inner and "\\fbox" not in inner:
+        return source  # (the markers of ``_BOXED_MARKERS``, spelled out: no generator per response)
     return source if answer_source(source, strip_think) == source else response
