@@ -7,6 +7,7 @@ isolation comes from the Pebble pool and the jail anyway). A worker that dies is
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import time
@@ -112,7 +113,11 @@ class JudgeWorker(SimpleWorker):
         comes, and the worker exits that much later (seen in the fleet test). Here the thread is
         told to stop first, and waited for at most a second (it is a daemon thread)."""
         if self.pubsub_thread:
-            self.pubsub_thread.stop(timeout=0)
+            stop = self.pubsub_thread.stop
+            if "timeout" in inspect.signature(stop).parameters:
+                stop(timeout=0)  # redis-py 8 joins the thread in ``stop``; ``timeout`` bounds that
+            else:
+                stop()  # earlier releases only clear its running flag
             self.pubsub.unsubscribe()
             self.pubsub_thread.join(timeout=1)
             self.pubsub.close()
