@@ -195,19 +195,20 @@ def test_a_worker_reads_the_cache_unless_the_gateway_just_did(redis: Redis) -> N
     gold = str(int(uuid.uuid4().hex[:8], 16))  # a gold no cache has seen
     item = entry(0, f"so \\boxed{{{gold}}}", gold=gold)
     planted = {"verdict": "wrong_answer", "detail": None, "grader": judged.MATH_GRADER}
-    now = time.time()
+    # (the chunk's fields, how long before its run the gateway queued it, the result expected)
     cases = [
-        ({"cache_read": True, "enqueued": now}, ("correct", False)),
-        ({"cache_read": True, "enqueued": now - FRESH_LOOKUP_S - 1}, ("wrong_answer", True)),
-        ({"cache_read": True, "enqueued": now, "attempt": 2}, ("wrong_answer", True)),
-        ({"enqueued": now}, ("wrong_answer", True)),
+        ({"cache_read": True}, 0.0, ("correct", False)),
+        ({"cache_read": True}, FRESH_LOOKUP_S + 1, ("wrong_answer", True)),
+        ({"cache_read": True, "attempt": 2}, 0.0, ("wrong_answer", True)),
+        ({}, 0.0, ("wrong_answer", True)),
     ]
     try:
-        for extra, expected in cases:
+        for extra, queued_ago, expected in cases:
             # planted again each time: a chunk that judges the item stores the right verdict
             redis.set(keys.verdict_cache(judged.math_input(item["item"])[0]), orjson.dumps(planted), ex=60)
             batch_id = uuid.uuid4().hex
             chunk = {"batch_id": batch_id, "deadline": 1e12, "reward_scheme": "binary", "items": [item], **extra}
+            chunk["enqueued"] = time.time() - queued_ago
             ChunkJudge(redis, chunk, WorkerSettings(redis_url="redis://unused")).run()
             result = ItemResult.model_validate_json(redis.hget(keys.batch_results(batch_id), "0") or b"")
             assert (result.verdict, result.cached) == expected, extra
