@@ -285,7 +285,7 @@ class BatchService:
         ids, valid, rejected = items.ids, items.valid, items.rejected
         await self._reject_unknown_problems(valid["code"], rejected)
         submitted = {"math": items.math_items, "code": len(valid["code"])}
-        valid["math"], answered = self._answer_cached(valid["math"], items, request.reward_scheme)
+        valid["math"], answered = self._answer_cached(items, request.reward_scheme)
 
         meta = {
             "total": len(ids),
@@ -316,10 +316,8 @@ class BatchService:
         return Batch(batch_id, len(ids), now + deadline_s)
 
     @staticmethod
-    def _answer_cached(
-        entries: list[dict[str, Any]], items: Validated, scheme: str
-    ) -> tuple[list[dict[str, Any]], list[Written]]:
-        """The entries still to be queued, and the results of those whose judged input had a usable
+    def _answer_cached(items: Validated, scheme: str) -> tuple[list[dict[str, Any]], list[Written]]:
+        """The math entries still to be queued, and the results of those whose judged input had a usable
         verdict in the verdict cache (``items.cached``, read in ``submit``'s first round trip: one
         MGET for the batch's distinct inputs when grouping is on), built here as a worker would
         write them. A prompt revisited in a later epoch is answered without a job, a worker or a
@@ -331,6 +329,7 @@ class BatchService:
             if judgement is not None:
                 hit.add(entry["index"])
                 answered += results_of(entry, judgement, scheme, cached=True)
+        entries = items.valid["math"]
         if not hit:
             return entries, answered
         return [entry for entry in entries if entry["index"] not in hit], answered

@@ -154,7 +154,8 @@ class ChunkJudge:
             self._observe("wait", kind, max(0.0, waited))
         # a re-run (``attempt`` 2 and later) skips what an earlier run wrote; on the first run nothing
         # but the gateway's deadline can have written a result, and the deadline is checked below
-        pending = self._unresolved(self.entries) if int(self.chunk.get("attempt", 1)) > 1 else self.entries
+        first_run = int(self.chunk.get("attempt", 1)) == 1
+        pending = self.entries if first_run else self._unresolved(self.entries)
         if time.time() >= self.deadline:
             self._finish_unscored(pending)
             return self.counts
@@ -169,7 +170,7 @@ class ChunkJudge:
                 tasks.setdefault(group_key, []).append((entry, task))
 
         hits: dict[str, dict[str, Any]] = {}
-        if not self._looked_up_at_submission(waited):
+        if not (first_run and self._looked_up_at_submission(waited)):
             hits = self._cache_get(list(dict.fromkeys(group[0][1]["key"] for group in tasks.values())))
         for group_key in [k for k, group in tasks.items() if group[0][1]["key"] in hits]:
             for entry, task in tasks.pop(group_key):
@@ -351,15 +352,10 @@ class ChunkJudge:
 
     def _looked_up_at_submission(self, waited: float | None) -> bool:
         """True when the gateway read the verdict cache for this chunk's items (``cache_read``) less
-        than ``FRESH_LOOKUP_S`` ago, on its first run: the worker's own read is skipped, a round
+        than ``FRESH_LOOKUP_S`` ago: on its first run the worker's own read is skipped, a round
         trip on the path of every small batch. A verdict another batch stored in between is missed
         (the input is judged again); a re-run, or a chunk that waited in a queue longer, reads."""
-        return (
-            bool(self.chunk.get("cache_read"))
-            and int(self.chunk.get("attempt", 1)) == 1
-            and waited is not None
-            and waited < FRESH_LOOKUP_S
-        )
+        return bool(self.chunk.get("cache_read")) and waited is not None and waited < FRESH_LOOKUP_S
 
     def _cache_get(self, digests: list[str]) -> dict[str, dict[str, Any]]:
         if not digests or not self.settings.cache_enabled:
