@@ -211,10 +211,11 @@ def _pool_verify(response: str, gold: str) -> str:
 def _pool_init() -> None:
     from rljudge_workers import math_judge
 
-    # as warm as rljudge's judge processes start, but math-verify as it comes (no number memo):
-    # the pool a user would run instead. Its extraction patterns are kept as rljudge's are: a pool
-    # parsing with one configuration never rebuilds them, and ``verify_answer`` uses two
-    math_judge.warm_up(memoise_numbers=False, cache_regexes=True)
+    # as warm as rljudge's judge processes start, but math-verify as it comes (no number memo, every
+    # number through latex2sympy's grammar): the pool a user would run instead. Its extraction
+    # patterns are kept as rljudge's are: a pool parsing with one configuration never rebuilds them,
+    # and ``verify_answer`` uses two
+    math_judge.warm_up(memoise_numbers=False, cache_regexes=True, plain_numbers=False)
 
 
 @contextlib.contextmanager
@@ -545,29 +546,36 @@ def _verify_cpu_s(items: list[dict[str, Any]], distinct_only: bool, warm: bool =
 
 
 def _verify_in_process(
-    queue: Any, pairs: list[tuple[str, str]], warm: bool, memoise: bool, cache_regexes: bool
+    queue: Any, pairs: list[tuple[str, str]], warm: bool, memoise: bool, cache_regexes: bool, plain_numbers: bool
 ) -> None:
     from rljudge_workers import math_judge
 
     if warm:
-        math_judge.warm_up(memoise_numbers=memoise, cache_regexes=cache_regexes)
+        math_judge.warm_up(memoise_numbers=memoise, cache_regexes=cache_regexes, plain_numbers=plain_numbers)
     else:
-        math_judge.preload(memoise_numbers=memoise, cache_regexes=cache_regexes)
+        math_judge.preload(memoise_numbers=memoise, cache_regexes=cache_regexes, plain_numbers=plain_numbers)
     started = time.process_time()
     outcomes = math_judge.verify_many(pairs)
     queue.put((time.process_time() - started, [o.get("verdict", o.get("error")) for o, _ms in outcomes]))
 
 
 def verify_in_fresh_process(
-    pairs: list[tuple[str, str]], warm: bool = True, memoise: bool = True, cache_regexes: bool = True
+    pairs: list[tuple[str, str]],
+    warm: bool = True,
+    memoise: bool = True,
+    cache_regexes: bool = True,
+    plain_numbers: bool = True,
 ) -> tuple[float, list[str]]:
     """CPU seconds and verdicts of math-verify judging ``pairs`` in a freshly forked process,
     warmed up as rljudge's workers are (unless not ``warm``), with the number memo or without it,
-    and with math-verify's extraction patterns kept (``math_judge.cache_extraction_regexes``) or
-    rebuilt as it comes."""
+    with math-verify's extraction patterns kept (``math_judge.cache_extraction_regexes``) or
+    rebuilt as it comes, and with plain numbers parsed past latex2sympy's grammar
+    (``math_judge.shortcut_plain_numbers``) or through it."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
-    process = context.Process(target=_verify_in_process, args=(queue, pairs, warm, memoise, cache_regexes))
+    process = context.Process(
+        target=_verify_in_process, args=(queue, pairs, warm, memoise, cache_regexes, plain_numbers)
+    )
     process.start()
     seconds, verdicts = queue.get()
     process.join()

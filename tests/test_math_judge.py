@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -160,13 +160,20 @@ def test_the_warm_up_pairs_exercise_both_verdicts_without_errors() -> None:
     assert {"correct", "wrong_answer"} <= verdicts
 
 
+def _installed_afresh(install: Callable[[bool], bool]) -> Iterator[None]:
+    """One of ``math_judge``'s patches over math-verify taken off, installed anew (its memo empty)
+    for the test, and taken off again afterwards."""
+    install(False)
+    assert install(True)
+    yield
+    install(False)
+
+
 @pytest.fixture
 def number_memo() -> Iterator[dict[tuple[str, bool], Any]]:
     """The number memo installed afresh (empty), and latex2sympy's own method put back afterwards."""
-    math_judge.memoise_number_parsing(False)
-    assert math_judge.memoise_number_parsing(True)
-    yield _Latex2Sympy.parse_number.memo
-    math_judge.memoise_number_parsing(False)
+    for _ in _installed_afresh(math_judge.memoise_number_parsing):
+        yield _Latex2Sympy.parse_number.memo
 
 
 NUMBER_TOKENS = ["0", "7", "007", "1,000", "3.14159", "0.50", "2.", ".5", "1e5", "2.5E-3", "12345678901234567890"]
@@ -214,24 +221,10 @@ def test_the_number_memo_changes_no_verdict() -> None:
     assert {"correct", "wrong_answer"} <= set(memoised)
 
 
-def test_judge_processes_start_with_the_number_memo() -> None:
-    """What the worker runs before forking (``rljudge_workers.main.preload``) installs it."""
-    math_judge.memoise_number_parsing(False)
-    try:
-        math_judge.preload()
-        assert hasattr(_Latex2Sympy.parse_number, "memo")
-    finally:
-        math_judge.memoise_number_parsing(False)
-    assert not hasattr(_Latex2Sympy.parse_number, "memo")
-
-
 @pytest.fixture
 def regex_cache() -> Iterator[None]:
     """The extraction-pattern cache installed afresh (empty); math-verify's own put back afterwards."""
-    math_judge.cache_extraction_regexes(False)
-    assert math_judge.cache_extraction_regexes(True)
-    yield
-    math_judge.cache_extraction_regexes(False)
+    yield from _installed_afresh(math_judge.cache_extraction_regexes)
 
 
 def _patterns(built: list[tuple[re.Pattern[str], int]]) -> list[tuple[str, int, int]]:
@@ -263,30 +256,28 @@ def test_math_verify_alone_rebuilds_the_patterns_at_every_other_parse() -> None:
     assert mv_parser.lazy_latex_regex.cache_info().misses >= 19
 
 
+def verdicts_without_and_with(
+    install: Callable[[bool], bool], between: Callable[[], None] = lambda: None
+) -> tuple[list[str], list[str]]:
+    """``labelled_verdicts`` with one of ``math_judge``'s patches taken off, then (after
+    ``between``) with it installed; taken off again afterwards."""
+    try:
+        install(False)
+        without = labelled_verdicts()
+        between()
+        assert install(True)
+        with_it = labelled_verdicts()
+    finally:
+        install(False)
+    assert {"correct", "wrong_answer"} <= set(with_it)
+    return without, with_it
+
+
 def test_the_kept_patterns_change_no_verdict() -> None:
     """The labelled rollouts and the warm-up pairs judged with math-verify's own pattern cache and
     then with rljudge's (math-verify's parse cache emptied before each pass): the same verdicts."""
-    try:
-        math_judge.cache_extraction_regexes(False)
-        as_it_comes = labelled_verdicts()
-        assert math_judge.cache_extraction_regexes(True)
-        kept = labelled_verdicts()
-    finally:
-        math_judge.cache_extraction_regexes(False)
+    as_it_comes, kept = verdicts_without_and_with(math_judge.cache_extraction_regexes)
     assert kept == as_it_comes
-    assert {"correct", "wrong_answer"} <= set(kept)
-
-
-def test_judge_processes_start_with_the_extraction_patterns_kept() -> None:
-    """What the worker runs before forking (``rljudge_workers.main.preload``) installs the cache."""
-    math_judge.cache_extraction_regexes(False)
-    try:
-        math_judge.preload()
-        assert mv_parser.lazy_latex_regex.cache_info().maxsize == math_judge.REGEX_CACHE_SIZE
-    finally:
-        math_judge.cache_extraction_regexes(False)
-        math_judge.memoise_number_parsing(False)
-    assert mv_parser.lazy_latex_regex.cache_info().maxsize == 1
 
 
 def test_without_the_builder_judging_goes_on_as_before(
@@ -302,3 +293,137 @@ def test_without_the_builder_judging_goes_on_as_before(
     assert "lazy_latex_regex" in caplog.text
     assert mv_parser.lazy_latex_regex is uncached
     assert verify_answer("\\boxed{0.5}", "\\boxed{\\frac{1}{2}}")["verdict"] == "correct"
+
+
+@pytest.fixture
+def plain_shortcut() -> Iterator[None]:
+    """The plain-number shortcut installed; math-verify's own call of latex2sympy put back afterwards."""
+    yield from _installed_afresh(math_judge.shortcut_plain_numbers)
+
+
+def _grammar(text: str, is_real: bool) -> Any:
+    """What latex2sympy's grammar builds for ``text``, called as math-verify calls it."""
+    return mv_parser.latex2sympy.original(text, is_real=is_real, convert_degrees=False, normalization_config=None)
+
+
+def _same_number(a: Any, b: Any) -> bool:
+    return (type(a), sympy.srepr(a), getattr(a, "_prec", None)) == (type(b), sympy.srepr(b), getattr(b, "_prec", None))
+
+
+PLAIN_NUMBERS = [str(i) for i in range(0, 1200)] + [
+    "-0", "-7", "-3969", "007", "-007", "0.5", "-0.25", "10.0", "1.5000", "0.000001", "6.50",
+    "12345678901234567890123456789", "3.14159265358979323846264338327950288", "-2.718281828459045235360287",
+]  # fmt: skip
+
+
+@pytest.fixture
+def grammar_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The strings latex2sympy's ANTLR parser is built for (its ``create_parser``, counted)."""
+    calls: list[str] = []
+    create = _Latex2Sympy.create_parser
+
+    def counted(self: Any, latex_str: str) -> Any:
+        calls.append(latex_str)
+        return create(self, latex_str)
+
+    monkeypatch.setattr(_Latex2Sympy, "create_parser", counted)
+    return calls
+
+
+@pytest.mark.usefixtures("plain_shortcut")
+def test_plain_numbers_get_what_the_grammar_builds_without_it(grammar_calls: list[str]) -> None:
+    """Every plain number, real or complex: the same sympy number (type, structure, a Float's
+    precision) as latex2sympy's grammar builds, and the grammar is not run for it."""
+    for text in PLAIN_NUMBERS:
+        for is_real in (True, False):
+            expected = _grammar(text, is_real)
+            grammar_calls.clear()
+            got = mv_parser.latex2sympy(text, is_real=is_real, convert_degrees=False, normalization_config=None)
+            assert _same_number(got, expected), text
+            assert grammar_calls == [], text
+
+
+@pytest.mark.usefixtures("plain_shortcut")
+@given(st.from_regex(math_judge.PLAIN_NUMBER, fullmatch=True))
+def test_any_plain_number_gets_what_the_grammar_builds(text: str) -> None:
+    got = mv_parser.latex2sympy(text, is_real=True, convert_degrees=False, normalization_config=None)
+    assert _same_number(got, _grammar(text, True))
+
+
+@pytest.mark.usefixtures("plain_shortcut")
+@pytest.mark.parametrize(
+    "text",
+    ["1,000", "1e5", "2.", ".5", " 42", "42 ", "4a", "\\frac{1}{2}", "-\\frac12", "3\\%", "\u0663", "42\n", "--4"],
+)
+def test_anything_else_goes_through_the_grammar(text: str, grammar_calls: list[str]) -> None:
+    """Strings that are not plain ASCII numbers (commas, exponents, spaces, other digits) are parsed
+    by latex2sympy as they come: the same result (or the same failure), the grammar run."""
+    try:
+        expected: Any = _grammar(text, True)
+    except Exception as exc:  # latex2sympy rejects some of them: the shortcut must too, alike
+        expected = type(exc)
+    grammar_calls.clear()
+    try:
+        got: Any = mv_parser.latex2sympy(text, is_real=True, convert_degrees=False, normalization_config=None)
+    except Exception as exc:
+        got = type(exc)
+    assert got == expected
+    assert grammar_calls, text
+
+
+@pytest.mark.usefixtures("plain_shortcut")
+def test_other_callers_of_latex2sympy_get_it_as_it_comes(grammar_calls: list[str]) -> None:
+    """Only math-verify's call (no normalisation, its keyword arguments) takes the shortcut."""
+    assert mv_parser.latex2sympy("42") == 42  # latex2sympy's default normalisation
+    assert mv_parser.latex2sympy("42", variable_values={}, normalization_config=None) == 42
+    assert len(grammar_calls) == 2
+
+
+def test_the_plain_shortcut_changes_no_verdict(grammar_calls: list[str]) -> None:
+    """The labelled rollouts and the warm-up pairs judged with the grammar for every number and
+    then with the shortcut (math-verify's parse cache emptied before each pass): the same verdicts,
+    and the grammar run fewer times."""
+    grammar_runs: list[int] = []
+
+    def count_and_restart() -> None:
+        grammar_runs.append(len(grammar_calls))
+        grammar_calls.clear()
+
+    as_it_comes, shortcut = verdicts_without_and_with(math_judge.shortcut_plain_numbers, count_and_restart)
+    assert shortcut == as_it_comes
+    assert 0 < len(grammar_calls) < grammar_runs[0] * 0.8
+
+
+def test_without_latex2sympy_in_math_verify_judging_goes_on_as_before(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A math-verify release that no longer calls latex2sympy by that name (faked: a real one cannot
+    be installed for a test): no shortcut, a warning, and judging still works."""
+    math_judge.shortcut_plain_numbers(False)
+    monkeypatch.delattr(mv_parser, "latex2sympy")
+    with caplog.at_level("WARNING", logger="rljudge.workers.math_judge"):
+        assert not math_judge.shortcut_plain_numbers(True)
+    assert "plain numbers" in caplog.text
+    assert not hasattr(mv_parser, "latex2sympy")
+    monkeypatch.undo()
+    assert verify_answer("\\boxed{0.5}", "\\boxed{\\frac{1}{2}}")["verdict"] == "correct"
+
+
+def test_judge_processes_start_with_the_memos_and_the_shortcut() -> None:
+    """What the worker runs before forking (``rljudge_workers.main.preload``) installs the number
+    memo, the kept extraction patterns and the plain-number shortcut; each can be taken off again."""
+    math_judge.memoise_number_parsing(False)
+    math_judge.cache_extraction_regexes(False)
+    math_judge.shortcut_plain_numbers(False)
+    try:
+        math_judge.preload()
+        assert hasattr(_Latex2Sympy.parse_number, "memo")
+        assert mv_parser.lazy_latex_regex.cache_info().maxsize == math_judge.REGEX_CACHE_SIZE
+        assert hasattr(mv_parser.latex2sympy, "original")
+    finally:
+        math_judge.memoise_number_parsing(False)
+        math_judge.cache_extraction_regexes(False)
+        math_judge.shortcut_plain_numbers(False)
+    assert not hasattr(_Latex2Sympy.parse_number, "memo")
+    assert mv_parser.lazy_latex_regex.cache_info().maxsize == 1
+    assert not hasattr(mv_parser.latex2sympy, "original")
