@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -160,19 +161,22 @@ def test_the_warm_up_pairs_exercise_both_verdicts_without_errors() -> None:
     assert {"correct", "wrong_answer"} <= verdicts
 
 
+@contextlib.contextmanager
 def _installed_afresh(install: Callable[[bool], bool]) -> Iterator[None]:
     """One of ``math_judge``'s patches over math-verify taken off, installed anew (its memo empty)
     for the test, and taken off again afterwards."""
     install(False)
     assert install(True)
-    yield
-    install(False)
+    try:
+        yield
+    finally:
+        install(False)
 
 
 @pytest.fixture
 def number_memo() -> Iterator[dict[tuple[str, bool], Any]]:
     """The number memo installed afresh (empty), and latex2sympy's own method put back afterwards."""
-    for _ in _installed_afresh(math_judge.memoise_number_parsing):
+    with _installed_afresh(math_judge.memoise_number_parsing):
         yield _Latex2Sympy.parse_number.memo
 
 
@@ -224,7 +228,8 @@ def test_the_number_memo_changes_no_verdict() -> None:
 @pytest.fixture
 def regex_cache() -> Iterator[None]:
     """The extraction-pattern cache installed afresh (empty); math-verify's own put back afterwards."""
-    yield from _installed_afresh(math_judge.cache_extraction_regexes)
+    with _installed_afresh(math_judge.cache_extraction_regexes):
+        yield
 
 
 def _patterns(built: list[tuple[re.Pattern[str], int]]) -> list[tuple[str, int, int]]:
@@ -298,7 +303,8 @@ def test_without_the_builder_judging_goes_on_as_before(
 @pytest.fixture
 def plain_shortcut() -> Iterator[None]:
     """The plain-number shortcut installed; math-verify's own call of latex2sympy put back afterwards."""
-    yield from _installed_afresh(math_judge.shortcut_plain_numbers)
+    with _installed_afresh(math_judge.shortcut_plain_numbers):
+        yield
 
 
 def _grammar(text: str, is_real: bool) -> Any:
@@ -412,18 +418,21 @@ def test_without_latex2sympy_in_math_verify_judging_goes_on_as_before(
 def test_judge_processes_start_with_the_memos_and_the_shortcut() -> None:
     """What the worker runs before forking (``rljudge_workers.main.preload``) installs the number
     memo, the kept extraction patterns and the plain-number shortcut; each can be taken off again."""
-    math_judge.memoise_number_parsing(False)
-    math_judge.cache_extraction_regexes(False)
-    math_judge.shortcut_plain_numbers(False)
+    patches = (
+        math_judge.memoise_number_parsing,
+        math_judge.cache_extraction_regexes,
+        math_judge.shortcut_plain_numbers,
+    )
+    for take_off in patches:
+        take_off(False)
     try:
         math_judge.preload()
         assert hasattr(_Latex2Sympy.parse_number, "memo")
         assert mv_parser.lazy_latex_regex.cache_info().maxsize == math_judge.REGEX_CACHE_SIZE
         assert hasattr(mv_parser.latex2sympy, "original")
     finally:
-        math_judge.memoise_number_parsing(False)
-        math_judge.cache_extraction_regexes(False)
-        math_judge.shortcut_plain_numbers(False)
+        for take_off in patches:
+            take_off(False)
     assert not hasattr(_Latex2Sympy.parse_number, "memo")
     assert mv_parser.lazy_latex_regex.cache_info().maxsize == 1
     assert not hasattr(mv_parser.latex2sympy, "original")
