@@ -1,12 +1,14 @@
 """Two settings of the same code side by side: GRPO steps (or math batches) on two stacks at once.
 
     python -m loadtests.bench_settings --a RLJUDGE_MATH_CHUNK_ITEMS=16 --b RLJUDGE_MATH_CHUNK_ITEMS=32
-        [--steps 60] [--workload grpo|math64|math1024] [--workers 2] [--scaling] [--report bench_settings]
+        [--steps 60] [--workload grpo|math64|math1024|stdio|humaneval] [--workers 2] [--scaling]
+        [--report bench_settings]
 
 Each side is a stack of ``--workers`` workers (2) started with its environment variables; the
 sides take turns step by step on the same batches (noise on this shared machine hits both alike;
 in ``bench.turns``' order, each side first in every other step), each with one client kept across
-its steps, as a trainer keeps it. GRPO steps are new prompts each, with an empty verdict cache.
+its steps, as a trainer keeps it. GRPO steps are new prompts each, with an empty verdict cache; a
+code step is 50 new submissions (stdio: 10 tests each; HumanEval: assert-style).
 Reports each side's mean, median and slowest step and the ratio of the means. Writes
 loadtests/results/bench_settings.{json,md} (``--report``: another name, to keep several).
 
@@ -26,12 +28,32 @@ from typing import Any
 from rljudge import JudgeClient
 
 from . import bench
+from .bench_code import workload as stdio_workload
 from .common import running_stack, write_report
+
+#: Submissions a step of the code workloads: stdio (10 tests each, 75/20/5 correct/wrong/crash, as
+#: ``make bench``'s (c)) and HumanEval (canonical solutions and labelled completions, as its (d)).
+CODE_STEP = 50
 
 
 def batch(workload: str, step: int) -> list[Any]:
     if workload == "grpo":
         return bench.grpo_items(64, salt=step)
+    if workload == "stdio":
+        subs = stdio_workload(CODE_STEP * (step + 1), 10, with_loops=False)[CODE_STEP * step :]
+        return [
+            {
+                "kind": "code",
+                "code": program,
+                "tests": {"type": "stdio", "cases": [{"input": i, "output": o} for i, o in cases]},
+                "limits": {"time_s": 1.0},
+            }
+            for program, cases in subs
+        ]
+    if workload == "humaneval":
+        items = bench.humaneval_subs(quick=False)[1]
+        start = (step * CODE_STEP) % len(items)
+        return (items + items)[start : start + CODE_STEP]
     return bench.math_items(int(workload.removeprefix("math")), offset=step * 97)
 
 
@@ -73,8 +95,10 @@ async def run(stacks: list[Any], workload: str, steps: int, group: int = 1) -> l
     seconds: list[list[float]] = [[] for _ in stacks]
     clients = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
     try:
-        for client in clients:  # warm up: connections, pools
+        for client in clients:  # warm up: connections, pools (and jails, for code)
             await client.judge(bench.math_items(64, offset=400), deadline_s=3600)
+            if workload in ("stdio", "humaneval"):
+                await client.judge(batch(workload, steps)[:4], deadline_s=3600)
         for step in range(steps):
             items = batch(workload, step)
             order = [g * group + k for g in bench.turns(step, len(stacks) // group) for k in bench.turns(step, group)]
@@ -96,7 +120,7 @@ def main() -> None:
     parser.add_argument("--a", nargs="*", default=[], metavar="NAME=VALUE", help="side A's environment")
     parser.add_argument("--b", nargs="*", default=[], metavar="NAME=VALUE", help="side B's environment")
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--workload", default="grpo", choices=["grpo", "math64", "math1024"])
+    parser.add_argument("--workload", default="grpo", choices=["grpo", "math64", "math1024", "stdio", "humaneval"])
     parser.add_argument("--workers", type=int, default=bench.WORKERS, help="workers of each side's stack")
     parser.add_argument(
         "--scaling", action="store_true", help="each side on a 1-worker stack as well: its --workers-vs-1 ratio"

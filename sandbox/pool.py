@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+from collections.abc import Callable
 from typing import Any
 
 import pebble
@@ -49,9 +50,13 @@ class CodeJudge:
     PR_SET_PDEATHSIG).
     """
 
-    def __init__(self, max_workers: int = 2, max_tasks: int = 0) -> None:
+    def __init__(self, max_workers: int = 2, max_tasks: int = 0, initializer: Callable[[], None] | None = None) -> None:
+        """``initializer`` runs first in each pool process (the worker's: back on every CPU)."""
         self._pool = pebble.ProcessPool(
-            max_workers=max_workers, max_tasks=max_tasks, context=multiprocessing.get_context("fork")
+            max_workers=max_workers,
+            max_tasks=max_tasks,
+            initializer=initializer,
+            context=multiprocessing.get_context("fork"),
         )
 
     def submit(

@@ -26,7 +26,7 @@ from rq.worker_pool import WorkerPool
 from rljudge_service import keys
 from rljudge_service.gc_freeze import freeze_startup_objects
 
-from . import jobs, math_judge, pools, reaper
+from . import affinity, jobs, math_judge, pools, reaper
 from .lease import Lease
 from .settings import get_settings
 
@@ -128,9 +128,28 @@ class JudgeWorker(SimpleWorker):
 
 
 class JudgeWorkerPool(WorkerPool):
-    """RQ's worker pool plus the reaper that re-queues chunks of workers that died."""
+    """RQ's worker pool plus the reaper that re-queues chunks of workers that died, and, when
+    ``pin`` (``affinity.py``), each worker started on a CPU of its own."""
 
     _last_reap = 0.0
+
+    def __init__(self, *args: Any, pin: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pin = pin
+        self.cpus: dict[str, int] = {}  # worker name -> its CPU
+
+    def start_worker(self, *args: Any, **kwargs: Any) -> None:
+        """RQ's, forking the worker while this process is pinned to the worker's CPU."""
+        if not self.pin:
+            super().start_worker(*args, **kwargs)
+            return
+        self.cpus = {name: cpu for name, cpu in self.cpus.items() if name in self.worker_dict}
+        cpu = affinity.next_cpu(list(self.cpus.values()))
+        before = set(self.worker_dict)
+        with affinity.pinned(cpu):
+            super().start_worker(*args, **kwargs)
+        for name in set(self.worker_dict) - before:
+            self.cpus[name] = cpu
 
     def check_workers(self, respawn: bool = True) -> None:
         super().check_workers(respawn=respawn)
@@ -157,11 +176,14 @@ def run(
     settings = get_settings()
     preload()
     connection = Redis.from_url(redis_url or settings.redis_url)
+    workers = workers or os.cpu_count() or 1
+    pin = affinity.remember(settings.pin_workers, workers)
     pool = JudgeWorkerPool(
         queues or list(keys.QUEUES),
         connection=connection,
-        num_workers=workers or os.cpu_count() or 1,
+        num_workers=workers,
         worker_class=JudgeWorker,
         serializer=JSONSerializer,
+        pin=pin,
     )
     pool.start(burst=burst, logging_level=os.environ.get("RLJUDGE_LOG_LEVEL", "WARNING"))

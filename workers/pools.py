@@ -15,6 +15,7 @@ from pebble import ProcessPool
 
 from rljudge_sandbox import CodeJudge
 
+from . import affinity
 from .settings import get_settings
 
 log = logging.getLogger("rljudge.workers.pools")
@@ -43,10 +44,11 @@ def math_pool() -> ProcessPool:
 
 def code_judge() -> CodeJudge:
     """This process's code judge (Firejail under a Pebble timeout; up to ``code_concurrency``
-    submissions at once, each pool process keeping a warm jail for the batch it is judging)."""
+    submissions at once, each pool process keeping a warm jail for the batch it is judging). Its
+    processes run on every CPU of the pool, the worker's pinning undone (``affinity.unpin``)."""
     global _code_judge
     if _code_judge is None:
-        _code_judge = CodeJudge(max_workers=max(1, get_settings().code_concurrency))
+        _code_judge = CodeJudge(max_workers=max(1, get_settings().code_concurrency), initializer=affinity.unpin)
     return _code_judge
 
 

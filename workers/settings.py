@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -21,6 +22,10 @@ class WorkerSettings(BaseSettings):
     code_concurrency: int = 2
     #: A chunk whose worker stopped refreshing its lease this long ago is re-queued.
     lease_ttl_s: int = 15
+    #: Each worker (its RQ process and its math judge process) on a CPU of its own: ``auto`` when
+    #: there is a worker for every CPU and no CFS quota shares them with other pods (``affinity.py``),
+    #: ``on``, ``off``.
+    pin_workers: Literal["auto", "on", "off"] = "auto"
 
 
 @lru_cache
