@@ -54,7 +54,7 @@ from rljudge_service import judged
 
 from .bench_code import firejail_cmd
 from .bench_code import workload as stdio_workload
-from .common import RESULTS, SHARED, machine, math_pairs, percentiles, running_stack
+from .common import RESULTS, SHARED, machine, math_pairs, percentiles, running_stack, stack_client
 
 WORKERS = 2
 
@@ -319,7 +319,7 @@ def bench_math(quick: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
         # 24 rounds of 1,024: about 22 s in all; the per-round ratios show how far one round's
         # ratio moves with the machine's speed (a few rounds gave 1.6 x in one run, 1.8 x in another)
         rounds = [(1024, 4), (2048, 1)] if quick else [(1024, 24), (8192, 2)]
-        asyncio.run(_take_turns([stack.url for stack in stacks], [name for name, _ in scaling], rounds, rows))
+        asyncio.run(_take_turns(stacks, [name for name, _ in scaling], rounds, rows))
     ceiling = concurrent_verify_ratio(math_items(big), 3 if quick else 5)
     for r in rows:
         if r["judge"] == scaling[0][0]:
@@ -349,12 +349,12 @@ def bench_math(quick: bool, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def _take_turns(
-    urls: list[str], names: list[str], sizes: list[tuple[int, int]], rows: list[dict[str, Any]]
+    stacks: list[Any], names: list[str], sizes: list[tuple[int, int]], rows: list[dict[str, Any]]
 ) -> None:
     """Math batches of each size, sent to each stack in turn (one client each), one row per stack.
     The first stack's row also gets ``round_ratios``: each round's batch time on every other stack
     over the first's (the same batch, seconds apart)."""
-    clients = [JudgeClient(url, batch_size=10_000, max_concurrency=1) for url in urls]
+    clients = [stack_client(stack, batch_size=10_000, max_concurrency=1) for stack in stacks]
     try:
         for client in clients:
             await client.judge(math_items(64, offset=400), deadline_s=3600)
@@ -436,7 +436,7 @@ def bench_grpo(quick: bool, rows: list[dict[str, Any]]) -> None:
         measures = [Measure() for _ in configs]
         revisits = [Measure() for _ in configs]
         results: list[list[Any]] = [[] for _ in configs]
-        clients = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
+        clients = [stack_client(stack, batch_size=10_000, max_concurrency=1) for stack in stacks]
 
         async def step(i: int, batch: list[dict[str, Any]], into: Measure | None) -> list[Any]:
             with Measure() as one:
@@ -908,7 +908,8 @@ def targets(rows: list[dict[str, Any]], quick: bool) -> list[dict[str, Any]]:
         find(rows, big, f"rljudge {WORKERS}"),
         pool2,
         note=(
-            f"identical answers in a chunk judged once, as rljudge does; judging every item: "
+            f"identical items sent once by the client and identical judged inputs queued once, as rljudge "
+            f"does; judging every item: "
             f"{nodedup['items_per_s'] / pool2['items_per_s']:.2f} x"
             if nodedup and pool2
             else ""

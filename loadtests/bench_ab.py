@@ -35,7 +35,7 @@ from rljudge import JudgeClient
 
 from . import bench
 from .bench_settings import parse_env
-from .common import RESULTS, ROOT, machine, running_stack, write_report
+from .common import RESULTS, ROOT, machine, running_stack, stack_client, write_report
 
 PACKAGES = {"rljudge_service": "service", "rljudge_workers": "workers", "rljudge_sandbox": "sandbox"}
 
@@ -123,8 +123,8 @@ def measure(env: dict[str, str]) -> dict[str, float]:
 async def side_by_side(stacks: list[Any], requests: int, steps: int) -> dict[str, list[list[float]]]:
     """Milliseconds of each one-item batch and each GRPO step on each stack, taking turns."""
     out: dict[str, list[list[float]]] = {"1-item": [[], []], "GRPO step": [[], []]}
-    single = [JudgeClient(stack.url) for stack in stacks]
-    grpo = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
+    single = [stack_client(stack) for stack in stacks]
+    grpo = [stack_client(stack, batch_size=10_000, max_concurrency=1) for stack in stacks]
     try:
         for client in single + grpo:
             await client.judge(bench.math_items(64, offset=400), deadline_s=3600)

@@ -7,8 +7,10 @@
 Each side is a stack of ``--workers`` workers (2) started with its environment variables; the
 sides take turns step by step on the same batches (noise on this shared machine hits both alike;
 in ``bench.turns``' order, each side first in every other step), each with one client kept across
-its steps, as a trainer keeps it. GRPO steps are new prompts each, with an empty verdict cache; a
-code step is 50 new submissions (stdio: 10 tests each; HumanEval: assert-style).
+its steps, as a trainer keeps it (sending identical items once unless the side's environment sets
+``RLJUDGE_DEDUP_ENABLED=false`` or ``RLJUDGE_CLIENT_DEDUP=false``, which only the client reads).
+GRPO steps are new prompts each, with an empty verdict cache; a code step is 50 new submissions
+(stdio: 10 tests each; HumanEval: assert-style).
 Reports each side's mean, median and slowest step and the ratio of the means. Writes
 loadtests/results/bench_settings.{json,md} (``--report``: another name, to keep several).
 
@@ -25,11 +27,9 @@ import contextlib
 import statistics
 from typing import Any
 
-from rljudge import JudgeClient
-
 from . import bench
 from .bench_code import workload as stdio_workload
-from .common import running_stack, write_report
+from .common import running_stack, stack_client, write_report
 
 #: Submissions a step of the code workloads: stdio (10 tests each, 75/20/5 correct/wrong/crash, as
 #: ``make bench``'s (c)) and HumanEval (canonical solutions and labelled completions, as its (d)).
@@ -93,7 +93,7 @@ async def run(stacks: list[Any], workload: str, steps: int, group: int = 1) -> l
     worker count): the groups take turns in ``bench.turns``' order, and so do the stacks within
     each group, so that a side's stacks always run next to each other."""
     seconds: list[list[float]] = [[] for _ in stacks]
-    clients = [JudgeClient(stack.url, batch_size=10_000, max_concurrency=1) for stack in stacks]
+    clients = [stack_client(stack, batch_size=10_000, max_concurrency=1) for stack in stacks]
     try:
         for client in clients:  # warm up: connections, pools (and jails, for code)
             await client.judge(bench.math_items(64, offset=400), deadline_s=3600)

@@ -9,7 +9,11 @@ was done before, taking turns in one run:
   Redis of its own): chunks stored once and referred to by their job (``INLINE_CHUNK_BYTES``)
   against chunks inside their RQ jobs (up to 16 KiB, the previous threshold);
 - building the 1,024 results of a GRPO step's ~70 judged inputs and their copies
-  (``results.results_of``) against encoding each copy from a dict (the previous way).
+  (``results.results_of``) against encoding each copy from a dict (the previous way);
+- the client's side of a GRPO step past preparing it, sending identical items once
+  (``JudgeClient(dedup=True)``: finding the copies, encoding the ~74 items sent, parsing their
+  results and expanding them to 1,024) against sending every item (encoding 1,024, parsing 1,024
+  results); the answers are built once, as the gateway would send them.
 
 Each is the median over ``repeats`` turns. Writes loadtests/results/bench_step_costs.{json,md}.
 """
@@ -27,7 +31,9 @@ import orjson
 from redis import Redis
 from redis.asyncio import Redis as AsyncRedis
 
-from rljudge import JudgeClient
+from rljudge import BatchResult, JudgeClient
+from rljudge._client import _json_body
+from rljudge._copies import distinct, expand
 from rljudge.extract import answer_source
 from rljudge_cli.stack import Stack
 from rljudge_service import batches, judged
@@ -106,6 +112,32 @@ def main() -> None:
     assert len(results_now()) == len(step)
     assert results_now() == results_before()  # the same bytes either way
 
+    # the client's side: the answers a gateway sends for the items sent, each item "correct"
+    prepared = prepare_now()
+    assert isinstance(prepared, list)
+    sent, _where = distinct(prepared)
+
+    def answer(items: list[dict[str, Any]]) -> bytes:
+        entries = [{"index": i, "id": item["id"], "item": item} for i, item in enumerate(items)]
+        body = b",".join(results_of(e, dict(judgement), "binary")[0].payload for e in entries)
+        return b'{"batch_id":"b","done":true,"total":%d,"completed":%d,"results":[%s]}' % (len(items), len(items), body)
+
+    answer_sent, answer_all = answer(sent), answer(prepared)
+
+    def client_copies_once() -> object:
+        items, where = distinct(prepared)
+        _json_body({"items": items, "reward_scheme": "binary"})
+        return expand(BatchResult.model_validate_json(answer_sent).results, where, prepared, 10_000)
+
+    def client_every_item() -> object:
+        _json_body({"items": prepared, "reward_scheme": "binary"})
+        return BatchResult.model_validate_json(answer_all).results
+
+    assert [(r.id, r.index, r.verdict) for r in client_copies_once()] == [  # type: ignore[attr-defined]
+        (r.id, r.index, r.verdict)
+        for r in client_every_item()  # type: ignore[attr-defined]
+    ]
+
     stack = Stack(workers=0)
     url = stack.start_redis()
     loop = asyncio.new_event_loop()
@@ -136,6 +168,10 @@ def main() -> None:
             "client: prepare 1,024 GRPO items": (prepare_now, prepare_before),
             "gateway: queue 1,024 math items (16 chunks)": (enqueue(batches.INLINE_CHUNK_BYTES), enqueue(16 * 1024)),
             "1,024 results of a GRPO step (~70 judged inputs and their copies)": (results_now, results_before),
+            f"client: a GRPO step's {len(sent)} distinct items sent, results expanded (before: all 1,024)": (
+                client_copies_once,
+                client_every_item,
+            ),
         }
         samples: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in pairs}
         for turn in range(args.repeats):
@@ -155,7 +191,7 @@ def main() -> None:
     print(
         write_report(
             "bench_step_costs",
-            {"repeats": args.repeats, "rows": rows, "distinct_inputs": len(groups)},
+            {"repeats": args.repeats, "rows": rows, "distinct_inputs": len(groups), "distinct_items": len(sent)},
             [[r["cost"], f"{r['now_ms']:.2f}", f"{r['before_ms']:.2f}", f"{r['before_over_now']:.2f}"] for r in rows],
             ["cost", "now ms", "before ms", "before / now"],
         )

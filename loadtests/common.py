@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from rljudge import JudgeClient
 from rljudge_cli.stack import Stack, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,19 @@ def running_stack(workers: int, **env: str) -> Iterator[Stack]:
         yield stack
     finally:
         stack.stop()
+
+
+#: Set in a stack's environment, whether its benchmark client sends identical items once
+#: (``JudgeClient(dedup=...)``; the stack itself ignores it). Unset: as the stack de-duplicates.
+CLIENT_DEDUP = "RLJUDGE_CLIENT_DEDUP"
+
+
+def stack_client(stack: Stack, **kwargs: Any) -> JudgeClient:
+    """A client of ``stack`` that de-duplicates a batch's identical items exactly when the stack's
+    gateway and workers do (``RLJUDGE_DEDUP_ENABLED``): a configuration measured without
+    de-duplication has none anywhere. ``CLIENT_DEDUP`` in the stack's environment overrides it."""
+    dedup = stack.env.get(CLIENT_DEDUP, stack.env.get("RLJUDGE_DEDUP_ENABLED", "true")).lower() != "false"
+    return JudgeClient(stack.url, dedup=dedup, **kwargs)
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 from collections.abc import AsyncIterator
 
 import httpx
@@ -80,6 +81,82 @@ async def test_trimmed_rollouts_get_the_verdicts_of_whole_ones(judge_url: str) -
     assert [(r.verdict, r.reward) for r in trimmed] == [(r.verdict, r.reward) for r in sent_whole]
     assert all(r.cached for r in sent_whole)  # the verdict cache knew every input: the same judged text
     assert sum(r.verdict == "correct" for r in trimmed) >= 40
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """The real transport, keeping the items of every ``POST /v1/judge`` (what went over the wire)."""
+
+    def __init__(self) -> None:
+        self.real = httpx.AsyncHTTPTransport()
+        self.sent: list[list[dict]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/judge":
+            self.sent.append(json.loads(request.content)["items"])
+        return await self.real.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.real.aclose()
+
+
+async def test_identical_items_are_sent_once_and_copies_share_the_verdict(judge_url: str) -> None:
+    """A GRPO-like step (4 prompts x 8 rollouts, answers repeating, reasoning differing): each
+    distinct trimmed item goes once; every item gets the result it gets when all are sent, copies
+    with their own id and index, cached and 0 ms."""
+    base = random.randrange(10**9, 10**10)  # answers no earlier test has put in the verdict cache
+    items = [
+        MathItem(response=f"<think>rollout {p}.{k}</think> so \\boxed{{{base + p + k % 3}}}", gold=str(base + p))
+        for p in range(4)
+        for k in range(8)
+    ]
+    items.append(MathItem(id="mine", response=f"so \\boxed{{{base}}}", gold=str(base)))
+    recording = RecordingTransport()
+    async with (
+        JudgeClient(judge_url, transport=recording, batch_size=5) as client,
+        JudgeClient(judge_url, dedup=False) as every,
+    ):
+        results = await client.judge(items)
+        expected = await every.judge(items)
+    sent = [item for request in recording.sent for item in request]
+    assert len(sent) == 4 * 3  # 3 distinct answers per prompt; "mine" repeats the first item
+    assert len(recording.sent) == 3  # 12 distinct items in requests of 5
+    assert [(r.id, r.index, r.status, r.verdict, r.reward) for r in results] == [
+        (e.id, e.index, e.status, e.verdict, e.reward) for e in expected
+    ]
+    assert [r.id for r in results] == [*map(str, range(32)), "mine"]
+    first = {(p, k % 3): p * 8 + k for p in range(4) for k in reversed(range(8))}  # first of each answer
+    for result in results[:32]:
+        p, k = divmod(result.index, 8)
+        own = first[(p, k % 3)] == result.index
+        assert (result.cached, result.elapsed_ms == 0) == (not own, not own), result
+    assert results[32].cached and results[32].verdict == results[0].verdict == "correct"
+
+
+async def test_a_rejection_names_the_item_by_its_index_in_the_call(judge_url: str) -> None:
+    """The gateway names a malformed item by its position in its request; the client, which splits
+    a call in requests and sends copies once, names it by its index in the call."""
+    items = [{"kind": "math", "response": "\\boxed{1}", "gold": "1"} for _ in range(3)]
+    items += [{"kind": "math", "response": f"\\boxed{{{i}}}"} for i in (1, 2, 1)]  # no gold; 5 repeats 3
+    for dedup in (True, False):
+        async with JudgeClient(judge_url, batch_size=2, dedup=dedup) as client:
+            results = await client.judge(items)
+        assert [r.status for r in results] == ["scored"] * 3 + ["rejected"] * 3
+        for result in results[3:]:
+            assert result.detail is not None and result.detail.startswith(f"items[{result.index}].math.gold"), result
+
+
+async def test_items_with_nested_fields_are_always_sent(judge_url: str) -> None:
+    """Identical code items with inline tests (a dict: not compared) both go to the service."""
+    code = {
+        "kind": "code",
+        "code": "print(input())",
+        "tests": {"type": "stdio", "cases": [{"input": "1", "output": "1"}]},
+    }
+    recording = RecordingTransport()
+    async with JudgeClient(judge_url, transport=recording) as client:
+        results = await client.judge([code, dict(code)])
+    assert len(recording.sent[0]) == 2
+    assert [r.verdict for r in results] == ["correct", "correct"]
 
 
 class FlakyTransport(httpx.AsyncBaseTransport):

@@ -5,8 +5,9 @@ chunk goes to the judge process, its verdicts come back). Pinned, the pair share
 worker has its own: a hand-off wakes a process on the core it is running on (no wake-up of another
 core, the chunk's data still in that core's cache), and one worker's Redis round trips do not land
 on the core where another worker is judging. Measured with 2 workers on 2 cores, uncached batches of
-1,024 math items, pinned against unpinned on stacks taking turns (``python -m
-loadtests.bench_settings --scaling``; README, Benchmarks): 5-10% faster on 2 workers, no change on 1.
+1,024 math items, ``auto`` against ``off`` on stacks taking turns (``python -m loadtests.bench_settings
+--scaling``, ``loadtests/results/bench_settings_scaling_pin.md``): 246.7 -> 233.5 ms a batch (-5.4%)
+on 2 workers; 1 worker, which ``auto`` leaves unpinned, unchanged.
 
 The pool parent pins itself to the worker's CPU around the fork (``pinned``), so the worker starts
 pinned and everything it forks later inherits it: its Pebble math process and the threads RQ and

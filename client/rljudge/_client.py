@@ -16,6 +16,7 @@ from typing import Any, Literal
 import httpx
 import pydantic_core
 
+from ._copies import distinct, expand
 from ._exceptions import JudgeRequestError, JudgeUnavailableError
 from ._models import BatchAccepted, BatchResult, CodeItem, ItemResult, MathItem, ProblemRegistered, ProblemSuite
 from .extract import trimmed_response
@@ -64,6 +65,11 @@ class JudgeClient:
     server judges (``rljudge.extract.trimmed_response``: usually ``\\boxed{answer}``, a few bytes of
     a rollout's kilobytes), so verdicts, rewards and the verdict cache are the same; items with
     ``require_think`` go whole, since their format check reads the reasoning.
+
+    With ``dedup`` (the default) ``judge`` sends identical items once (every field but ``id`` equal,
+    after trimming: a GRPO group's repeated final answers) and gives each copy the verdict of the
+    item it repeats, with its own id and index, ``cached`` and 0 ms, as the gateway does for
+    identical inputs it finds in a batch (``rljudge._copies``).
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class JudgeClient:
         connect_timeout_s: float = 10.0,
         on_failure: Literal["infra_failed", "raise"] = "infra_failed",
         trim_math_responses: bool = True,
+        dedup: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
@@ -96,6 +103,7 @@ class JudgeClient:
         self.max_backoff_s = max_backoff_s
         self.on_failure = on_failure
         self.trim_math_responses = trim_math_responses
+        self.dedup = dedup
         self._semaphore = asyncio.Semaphore(max_concurrency)
 
     async def __aenter__(self) -> JudgeClient:
@@ -120,14 +128,15 @@ class JudgeClient:
     ) -> list[ItemResult]:
         """Judge ``items`` and return their results in order (ids default to the item's index)."""
         prepared = [self._prepare(item, index) for index, item in enumerate(items)]
-        slices = [prepared[i : i + self.batch_size] for i in range(0, len(prepared), self.batch_size)]
+        sent, position = distinct(prepared) if self.dedup else (prepared, list(range(len(prepared))))
+        slices = [sent[i : i + self.batch_size] for i in range(0, len(sent), self.batch_size)]
         answers = await asyncio.gather(
             *(
                 self._judge_slice(part, start * self.batch_size, reward_scheme, deadline_s)
                 for start, part in enumerate(slices)
             )
         )
-        return [result for part in answers for result in part]
+        return expand([result for part in answers for result in part], position, prepared, self.batch_size)
 
     def _prepare(self, item: ItemLike, index: int) -> dict[str, Any]:
         """Models are serialised; plain dicts go as they are (the server validates each item and
