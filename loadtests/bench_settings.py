@@ -1,7 +1,7 @@
 """Two settings of the same code side by side: GRPO steps (or math batches) on two stacks at once.
 
     python -m loadtests.bench_settings --a RLJUDGE_MATH_CHUNK_ITEMS=16 --b RLJUDGE_MATH_CHUNK_ITEMS=32
-        [--steps 60] [--workload grpo|math64|math1024|stdio|humaneval] [--workers 2] [--scaling]
+        [--steps 60] [--workload grpo|math1|math64|math1024|stdio|humaneval] [--workers 2] [--scaling]
         [--report bench_settings]
 
 Each side is a stack of ``--workers`` workers (2) started with its environment variables; the
@@ -120,7 +120,9 @@ def main() -> None:
     parser.add_argument("--a", nargs="*", default=[], metavar="NAME=VALUE", help="side A's environment")
     parser.add_argument("--b", nargs="*", default=[], metavar="NAME=VALUE", help="side B's environment")
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--workload", default="grpo", choices=["grpo", "math64", "math1024", "stdio", "humaneval"])
+    parser.add_argument(
+        "--workload", default="grpo", choices=["grpo", "math1", "math64", "math1024", "stdio", "humaneval"]
+    )
     parser.add_argument("--workers", type=int, default=bench.WORKERS, help="workers of each side's stack")
     parser.add_argument(
         "--scaling", action="store_true", help="each side on a 1-worker stack as well: its --workers-vs-1 ratio"

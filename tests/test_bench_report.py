@@ -1,6 +1,7 @@
-"""The benchmarks' own bookkeeping (``loadtests/bench.py``, ``loadtests/bench_settings.py``): the
-order in which configurations take turns, how a measured value is printed next to its target, and
-how a setting's worker scaling is computed."""
+"""The benchmarks' own bookkeeping (``loadtests/bench.py``, ``loadtests/bench_settings.py``,
+``loadtests/bench_waits.py``): the order in which configurations take turns, how a measured value is
+printed next to its target, how a setting's worker scaling is computed, and how scheduler events
+become each core's time by part."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from loadtests.bench import shown, turns
 from loadtests.bench_settings import scaling
+from loadtests.bench_waits import Attribution, Window
 
 
 @pytest.mark.parametrize("sides", [1, 2, 3])
@@ -49,3 +51,32 @@ def test_scaling_is_the_ratio_of_mean_steps_and_the_median_of_each_steps_ratio()
     assert out["steps_ms"] == [600.0, 900.0, 600.0]
     with pytest.raises(ValueError):  # steps that were not taken in turns (counts differ)
         scaling([0.6], [0.3, 0.4])
+
+
+def _switch(prev: int, state: str, nxt: int) -> str:
+    """A ``sched:sched_switch`` event's fields as ``perf script`` prints them."""
+    return f"prev_comm=a prev_pid={prev} prev_prio=120 prev_state={state} ==> next_comm=b next_pid={nxt} next_prio=120"
+
+
+def test_waits_attribute_every_cores_time_to_what_ran_on_it() -> None:
+    """``bench_waits``' sweep over scheduler events: a judge process on one core for the whole
+    window, an RQ worker on the other for half of it, then nothing there: the second core idle
+    beside the judge, first with nothing to run, then (from the judge waking the worker) with the
+    worker waiting for a core."""
+    window = Window("A", 0.0, 1.0, 10, "judging")
+    parts = {"A": {100: "judge processes", 200: "rq workers"}}
+    sweep = Attribution([window], ["A"], parts, {}, {100: 100, 200: 200}, client=1, perf=2)
+    for event in [
+        (0.0, 0, 0, 0, "sched_switch", _switch(0, "R", 100)),
+        (0.0, 1, 0, 0, "sched_switch", _switch(0, "R", 200)),
+        (0.5, 1, 200, 200, "sched_switch", _switch(200, "S", 0)),
+        (0.8, 0, 100, 100, "sched_waking", "comm=b pid=200 prio=120 target_cpu=001"),
+        (1.0, 0, 100, 100, "sched_switch", _switch(100, "R", 0)),
+    ]:
+        sweep.feed(*event)
+    tally = sweep.tally["A"]
+    assert tally.items == 10 and tally.wall_s == 1.0
+    assert dict(tally.busy) == {"judge processes": 1.0, "rq workers": 0.5}
+    idle = {k: round(v, 6) for k, v in tally.idle_beside.items()}
+    assert idle == {"judging: judge processes": 0.3, "judging: judge processes, a woken task of the stack waiting": 0.2}
+    assert dict(tally.waits) == {}  # the worker was woken, but not yet back on a core
