@@ -15,7 +15,7 @@ Workloads (real data from ../shared/data when present, else deterministic):
   (e) suites   CodeContests problems with 100+ tests, registered once, 16 rollouts each; compared
                with the same suites sent inline, and with the baselines per test (on a subset)
   sweep        HTTP load: 1 -> 64 concurrent clients, each posting 8-item math batches in a loop
-               (an async httpx driver: the equivalent of a locust run, without a locust dependency)
+               (an async aiohttp driver: the equivalent of a locust run, without a locust dependency)
 
 Every measurement records wall time, items/s, tests/s, p50/p95/p99 latency and CPU seconds per
 item (user+system of this process's whole tree: client, gateway, Redis, workers, jails, pools,
@@ -42,6 +42,7 @@ from concurrent.futures import wait as wait_futures
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import orjson
 import psutil
@@ -757,13 +758,20 @@ def bench_suites(quick: bool, rows: list[dict[str, Any]]) -> None:
 
 
 async def sweep_level(url: str, clients: int, duration_s: float, items_per_request: int) -> dict[str, Any]:
+    """``clients`` concurrent clients, each posting ``items_per_request``-item math batches in a loop for
+    ``duration_s``, each on a keep-alive connection of its own.
+
+    The load comes from aiohttp, whose connection pool hands a connection out in constant time:
+    httpx's (httpcore 1.x) re-counts every connection of the pool for each idle one whenever it
+    assigns a request, which at 64 connections took 0.24-0.67 of the machine's 2 cores from the
+    stack it measured (aiohttp: 0.08), and more the slower the answers came (README, Benchmarks)."""
     pairs = math_pairs()
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + duration_s
     counter = iter(range(10**9))
 
-    async def client(http: httpx.AsyncClient) -> None:
+    async def client(http: aiohttp.ClientSession) -> None:
         nonlocal errors
         while time.perf_counter() < stop_at:
             n = next(counter)
@@ -778,14 +786,16 @@ async def sweep_level(url: str, clients: int, duration_s: float, items_per_reque
             body = orjson.dumps({"items": batch})
             started = time.perf_counter()
             try:
-                resp = await http.post("/v1/judge", content=body, headers={"content-type": "application/json"})
-                resp.raise_for_status()
+                async with http.post("/v1/judge", data=body, headers={"content-type": "application/json"}) as resp:
+                    await resp.read()
+                    resp.raise_for_status()
                 latencies.append(time.perf_counter() - started)
-            except httpx.HTTPError:
+            except (aiohttp.ClientError, TimeoutError):
                 errors += 1
 
-    limits = httpx.Limits(max_connections=clients + 4, max_keepalive_connections=clients + 4)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+    connector = aiohttp.TCPConnector(limit=clients + 4)
+    timeout = aiohttp.ClientTimeout(total=120)
+    async with aiohttp.ClientSession(base_url=url, connector=connector, timeout=timeout) as http:
         with Measure() as m:
             await asyncio.gather(*(client(http) for _ in range(clients)))
     requests = len(latencies)
