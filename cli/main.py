@@ -16,18 +16,21 @@ DEMO_FILE = Path(__file__).with_name("demo") / "math_rollouts.jsonl"
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
+    from rljudge_workers.affinity import usable_cpus
+
     from .stack import Stack
 
+    workers = args.workers or usable_cpus()
     stack = Stack(
         host=args.host,
         port=args.port,
-        workers=args.workers,
+        workers=workers,
         redis_url=args.redis_url,
         log_dir=Path(args.log_dir) if args.log_dir else None,
     )
     stack.start()
     print(f"rljudge: gateway listening on {stack.url} (docs {stack.url}/docs)", flush=True)
-    print(f"rljudge: redis {stack.redis_url}; {args.workers} worker(s); Ctrl-C stops everything", flush=True)
+    print(f"rljudge: redis {stack.redis_url}; {workers} worker(s); Ctrl-C stops everything", flush=True)
     try:
         if args.demo:
             from .score import print_demo
@@ -89,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     up = sub.add_parser("up", help="run Redis, the gateway and workers on this machine")
     up.add_argument("--host", default="127.0.0.1")
     up.add_argument("--port", type=int, default=8000)
-    up.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes (default: cores)")
+    up.add_argument("--workers", type=int, default=None, help="worker processes (default: the CPUs it may use)")
     up.add_argument("--redis-url", default=None, help="use this Redis instead of starting a private one")
     up.add_argument("--log-dir", default=None, help="write each part's log here")
     up.add_argument("--demo", action="store_true", help="score a bundled batch of math rollouts once ready")
@@ -102,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     gateway.set_defaults(func=_cmd_gateway)
 
     worker = sub.add_parser("worker", help="run judge workers (uses RLJUDGE_REDIS_URL)")
-    worker.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    worker.add_argument("--workers", type=int, default=None, help="worker processes (default: the CPUs it may use)")
     worker.add_argument("--redis-url", default=None)
     worker.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     worker.set_defaults(func=_cmd_worker)

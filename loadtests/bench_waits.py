@@ -331,7 +331,7 @@ class Attribution:
 
     def _account_until(self, t: float) -> None:
         """Each core's time since the last event that changed what the cores or tasks were doing."""
-        if self.last is not None and len(self.running) > 1:
+        if self.last is not None and self.running:
             self._cores(self.last, t)
         self.last = t
 

@@ -52,7 +52,8 @@ def stack_client(stack: Stack, **kwargs: Any) -> JudgeClient:
     """A client of ``stack`` that de-duplicates a batch's identical items exactly when the stack's
     gateway and workers do (``RLJUDGE_DEDUP_ENABLED``): a configuration measured without
     de-duplication has none anywhere. ``CLIENT_DEDUP`` in the stack's environment overrides it."""
-    dedup = stack.env.get(CLIENT_DEDUP, stack.env.get("RLJUDGE_DEDUP_ENABLED", "true")).lower() != "false"
+    setting = stack.env.get(CLIENT_DEDUP, stack.env.get("RLJUDGE_DEDUP_ENABLED", "true"))
+    dedup = setting.strip().lower() not in ("0", "false", "f", "no", "n", "off")  # pydantic's false spellings
     return JudgeClient(stack.url, dedup=dedup, **kwargs)
 
 

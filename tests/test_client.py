@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from rljudge import JudgeClient, JudgeRequestError, JudgeUnavailableError, MathItem, SyncJudgeClient
+from rljudge import MAX_ID_CHARS, JudgeClient, JudgeRequestError, JudgeUnavailableError, MathItem, SyncJudgeClient
 from rljudge_cli.stack import free_port
 
 from .conftest import DATA
@@ -141,22 +141,30 @@ async def test_a_rejection_names_the_item_by_its_index_in_the_call(judge_url: st
         async with JudgeClient(judge_url, batch_size=2, dedup=dedup) as client:
             results = await client.judge(items)
         assert [r.status for r in results] == ["scored"] * 3 + ["rejected"] * 3
+        assert not any(r.cached for r in results[3:])  # a rejection's copy shares no verdict
+        assert results[1].cached and results[2].cached  # copies: the client's, or the gateway's
         for result in results[3:]:
             assert result.detail is not None and result.detail.startswith(f"items[{result.index}].math.gold"), result
 
 
-async def test_items_with_nested_fields_are_always_sent(judge_url: str) -> None:
-    """Identical code items with inline tests (a dict: not compared) both go to the service."""
-    code = {
-        "kind": "code",
-        "code": "print(input())",
-        "tests": {"type": "stdio", "cases": [{"input": "1", "output": "1"}]},
-    }
+async def test_code_items_and_items_with_invalid_ids_are_always_sent(judge_url: str) -> None:
+    """Only math items are compared (the gateway groups math alone batch-wide), and only those whose
+    id the gateway would keep: an item equal to another but for an id over the limit is refused on
+    its own, not given its twin's verdict."""
+    tests = {"type": "stdio", "cases": [{"input": "1", "output": "1"}]}
+    code = {"kind": "code", "code": "print(input())", "tests": tests}
+    math = {"kind": "math", "response": "\\boxed{1}", "gold": "1"}
+    items = [code, dict(code), {**math, "id": "x" * (MAX_ID_CHARS + 1)}, {**math, "id": "ok"}]
     recording = RecordingTransport()
     async with JudgeClient(judge_url, transport=recording) as client:
-        results = await client.judge([code, dict(code)])
-    assert len(recording.sent[0]) == 2
-    assert [r.verdict for r in results] == ["correct", "correct"]
+        results = await client.judge(items)
+    assert len(recording.sent[0]) == 4
+    assert [(r.status, r.verdict) for r in results] == [
+        ("scored", "correct"),
+        ("scored", "correct"),
+        ("rejected", "invalid_item"),
+        ("scored", "correct"),
+    ]
 
 
 class FlakyTransport(httpx.AsyncBaseTransport):

@@ -14,12 +14,16 @@ pinned and everything it forks later inherits it: its Pebble math process and th
 Pebble start. Code judging is not pinned (``unpin`` runs first in each code pool process): a worker
 runs several submissions at once (``code_concurrency``), and those must spread over the CPUs.
 
-``auto`` pins when the pool has a worker for every CPU it may run on, unless a CFS quota caps the
-CPU time of its cgroup at fewer CPUs than that: a container with a CPU limit on a shared node (a
-Kubernetes pod without the static CPU manager policy), whose neighbours would pin their workers to
-the same CPU numbers. With fewer workers than CPUs it does not pin: a pinned worker cannot move off
-a core that the gateway, Redis or a client also wakes up on (1 worker on 2 CPUs judged those
-batches 3% slower pinned). Where several pools share a machine's CPUs without quotas, set ``off``.
+``auto`` pins when the pool has as many workers on every CPU it may run on (one each, by default),
+unless a CFS quota caps the CPU time of its cgroup at fewer CPUs than that: a container with a CPU
+limit on a shared node (a Kubernetes pod without exclusive CPUs), whose neighbours would pin their
+workers to the same CPU numbers. With fewer workers than CPUs it does not pin: a pinned worker
+cannot move off a core that the gateway, Redis or a client also wakes up on (1 worker on 2 CPUs
+judged those batches 3% slower pinned); nor with a number that does not divide evenly (3 workers
+on 2 CPUs: two would share a core the scheduler could not relieve). The quota is read from the
+process's own cgroup as mounted in its namespace (``quota_cpus``: a container's; a quota set on a
+parent cgroup only is not seen). Where several pools share a machine's CPUs without quotas, set
+``off``.
 """
 
 from __future__ import annotations
@@ -64,7 +68,7 @@ def should_pin(setting: str, workers: int, allowed: frozenset[int], quota: float
     if setting == "off":
         return False
     shared = quota is not None and len(allowed) > math.ceil(quota)
-    return not shared and workers >= len(allowed)
+    return not shared and workers >= len(allowed) and workers % len(allowed) == 0
 
 
 def remember(setting: str, workers: int) -> bool:
@@ -97,7 +101,17 @@ def pinned(cpu: int) -> Iterator[None]:
 
 
 def unpin() -> None:
-    """Back on every CPU the pool may use (a code pool process forked from a pinned worker); nothing
-    when the workers are not pinned."""
-    if _allowed is not None and os.sched_getaffinity(0) != _allowed:
-        os.sched_setaffinity(0, _allowed)
+    """Back on every CPU the pool may use (a code pool process forked from a pinned worker; an
+    unpinned one is on them already). A failure is logged, not raised: it runs as a Pebble pool's
+    initializer, where an exception would break the pool, and a pinned jail still judges."""
+    try:
+        if _allowed is not None and os.sched_getaffinity(0) != _allowed:
+            os.sched_setaffinity(0, _allowed)
+    except OSError as exc:
+        log.warning("could not put a code judging process back on CPUs %s: %s", sorted(_allowed or ()), exc)
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on (a cpuset container's, not the host's): the default number
+    of workers."""
+    return len(os.sched_getaffinity(0)) or 1

@@ -176,7 +176,7 @@ def run(
     settings = get_settings()
     preload()
     connection = Redis.from_url(redis_url or settings.redis_url)
-    workers = workers or os.cpu_count() or 1
+    workers = workers or affinity.usable_cpus()
     pin = affinity.remember(settings.pin_workers, workers)
     pool = JudgeWorkerPool(
         queues or list(keys.QUEUES),

@@ -23,7 +23,7 @@ class WorkerSettings(BaseSettings):
     #: A chunk whose worker stopped refreshing its lease this long ago is re-queued.
     lease_ttl_s: int = 15
     #: Each worker (its RQ process and its math judge process) on a CPU of its own: ``auto`` when
-    #: there is a worker for every CPU and no CFS quota shares them with other pods (``affinity.py``),
+    #: every CPU gets as many workers and no CFS quota shares them with other pods (``affinity.py``),
     #: ``on``, ``off``.
     pin_workers: Literal["auto", "on", "off"] = "auto"
 

@@ -66,10 +66,10 @@ class JudgeClient:
     a rollout's kilobytes), so verdicts, rewards and the verdict cache are the same; items with
     ``require_think`` go whole, since their format check reads the reasoning.
 
-    With ``dedup`` (the default) ``judge`` sends identical items once (every field but ``id`` equal,
-    after trimming: a GRPO group's repeated final answers) and gives each copy the verdict of the
-    item it repeats, with its own id and index, ``cached`` and 0 ms, as the gateway does for
-    identical inputs it finds in a batch (``rljudge._copies``).
+    With ``dedup`` (the default) ``judge`` sends identical math items once (every field but ``id``
+    equal, after trimming: a GRPO group's repeated final answers) and gives each copy the result of
+    the item it repeats, with its own id and index (a scored one ``cached`` and 0 ms), as the gateway
+    does for identical inputs it finds in a batch (``rljudge._copies``).
     """
 
     def __init__(
