@@ -31,14 +31,18 @@ async def test_judges_a_thousand_items_in_one_call_in_order(judge_url: str) -> N
 
 
 async def test_accepts_plain_dicts_and_keeps_given_ids(judge_url: str) -> None:
-    async with JudgeClient(judge_url) as client:
+    """Given ids come back; a missing, null or empty one is the item's index in the call (not its
+    position in the request that carried it)."""
+    async with JudgeClient(judge_url, batch_size=2) as client:
         results = await client.judge(
             [
                 {"kind": "math", "id": "a", "response": r"\boxed{2}", "gold": "2"},
                 {"kind": "math", "response": "x", "gold": "3"},
+                {"kind": "math", "id": None, "response": "y", "gold": "3"},
+                {"kind": "math", "id": "", "response": "z", "gold": "3"},
             ]
         )
-    assert [r.id for r in results] == ["a", "1"]
+    assert [r.id for r in results] == ["a", "1", "2", "3"]
 
 
 async def test_text_that_is_not_unicode_is_sent_and_judged(judge_url: str) -> None:

@@ -143,7 +143,8 @@ class JudgeClient:
         answers a malformed one with a ``rejected`` result naming the field), math responses
         trimmed to what is judged (see the class)."""
         data = dict(item) if isinstance(item, Mapping) else item.model_dump(mode="json", exclude_none=True)
-        data.setdefault("id", str(index))
+        if data.get("id") in (None, ""):  # the gateway would name it by its position in the request
+            data["id"] = str(index)
         if self.trim_math_responses and data.get("kind") == "math" and not data.get("require_think"):
             response, strip_think = data.get("response"), data.get("strip_think", True)
             if isinstance(response, str) and isinstance(strip_think, bool):
