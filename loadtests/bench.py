@@ -645,19 +645,24 @@ def run_code_trio(
         rows.append(row(workload, name, m, len(base), base_tests, passed=passed))
 
 
+def stdio_items(subs: list[tuple[str, list[tuple[str, str]]]], time_s: float) -> list[dict[str, Any]]:
+    """rljudge's code items for ``(program, [(stdin, expected stdout), ...])`` submissions."""
+    return [
+        {
+            "kind": "code",
+            "code": program,
+            "tests": {"type": "stdio", "cases": [{"input": i, "output": o} for i, o in cases]},
+            "limits": {"time_s": time_s},
+        }
+        for program, cases in subs
+    ]
+
+
 def bench_stdio(quick: bool, rows: list[dict[str, Any]]) -> None:
     submissions, tests, time_s = (60, 10, 1.0) if quick else (200, 10, 1.0)
     for label, loops in (("no time-outs", False), ("5% infinite loops", True)):
         subs = stdio_workload(submissions, tests, loops)
-        items = [
-            {
-                "kind": "code",
-                "code": program,
-                "tests": {"type": "stdio", "cases": [{"input": i, "output": o} for i, o in cases]},
-                "limits": {"time_s": time_s},
-            }
-            for program, cases in subs
-        ]
+        items = stdio_items(subs, time_s)
         run_code_trio(f"(c) stdio {submissions}x{tests}, {label}", subs, items, time_s, rows)
 
 

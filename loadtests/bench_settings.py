@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import statistics
 from typing import Any
 
@@ -36,22 +37,22 @@ from .common import running_stack, stack_client, write_report
 CODE_STEP = 50
 
 
+@functools.cache
+def humaneval_items() -> list[dict[str, Any]]:
+    """``make bench``'s HumanEval items (d), read once."""
+    return bench.humaneval_subs(quick=False)[1]
+
+
 def batch(workload: str, step: int) -> list[Any]:
+    """Step ``step`` of ``workload``: a GRPO step of new prompts, a math batch of N items
+    (``mathN``), or a code step of ``CODE_STEP`` new submissions."""
     if workload == "grpo":
         return bench.grpo_items(64, salt=step)
     if workload == "stdio":
         subs = stdio_workload(CODE_STEP * (step + 1), 10, with_loops=False)[CODE_STEP * step :]
-        return [
-            {
-                "kind": "code",
-                "code": program,
-                "tests": {"type": "stdio", "cases": [{"input": i, "output": o} for i, o in cases]},
-                "limits": {"time_s": 1.0},
-            }
-            for program, cases in subs
-        ]
+        return bench.stdio_items(subs, 1.0)
     if workload == "humaneval":
-        items = bench.humaneval_subs(quick=False)[1]
+        items = humaneval_items()
         start = (step * CODE_STEP) % len(items)
         return (items + items)[start : start + CODE_STEP]
     return bench.math_items(int(workload.removeprefix("math")), offset=step * 97)

@@ -43,7 +43,8 @@ import psutil
 
 from rljudge_cli.stack import Stack
 
-from .bench import flush_cache, grpo_items, math_items, turns
+from .bench import flush_cache, math_items, turns
+from .bench_settings import batch
 from .common import running_stack, stack_client, write_report
 
 _NEITHER = {"RLJUDGE_CACHE_ENABLED": "false", "RLJUDGE_DEDUP_ENABLED": "false"}
@@ -158,10 +159,9 @@ class Recorder:
 
 
 def batches(workload: str, size: int, rounds: int) -> list[list[dict[str, Any]]]:
-    """The batches each stack judges in turn: uncached math batches, or GRPO steps of new prompts."""
-    if workload == "grpo":
-        return [grpo_items(64, salt=r) for r in range(rounds)]
-    return [math_items(size, offset=r * 97) for r in range(rounds)]
+    """The batches each stack judges in turn: uncached math batches, or GRPO steps of new prompts
+    (``bench_settings``' steps)."""
+    return [batch("grpo" if workload == "grpo" else f"math{size}", r) for r in range(rounds)]
 
 
 async def take_turns(

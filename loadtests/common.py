@@ -12,6 +12,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from rljudge import JudgeClient
 from rljudge_cli.stack import Stack, free_port
 
@@ -53,8 +55,7 @@ def stack_client(stack: Stack, **kwargs: Any) -> JudgeClient:
     gateway and workers do (``RLJUDGE_DEDUP_ENABLED``): a configuration measured without
     de-duplication has none anywhere. ``CLIENT_DEDUP`` in the stack's environment overrides it."""
     setting = stack.env.get(CLIENT_DEDUP, stack.env.get("RLJUDGE_DEDUP_ENABLED", "true"))
-    dedup = setting.strip().lower() not in ("0", "false", "f", "no", "n", "off")  # pydantic's false spellings
-    return JudgeClient(stack.url, dedup=dedup, **kwargs)
+    return JudgeClient(stack.url, dedup=TypeAdapter(bool).validate_python(setting), **kwargs)  # as the stack reads it
 
 
 def percentiles(samples_s: list[float]) -> dict[str, float]:

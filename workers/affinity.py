@@ -68,7 +68,7 @@ def should_pin(setting: str, workers: int, allowed: frozenset[int], quota: float
     if setting == "off":
         return False
     shared = quota is not None and len(allowed) > math.ceil(quota)
-    return not shared and workers >= len(allowed) and workers % len(allowed) == 0
+    return not shared and workers % len(allowed) == 0  # (workers >= 1: at least one on each CPU)
 
 
 def remember(setting: str, workers: int) -> bool:
